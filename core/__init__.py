@@ -1,0 +1,1 @@
+"""Shared domain rules and plumbing used by ingest, warehouse and reporting."""

@@ -1,0 +1,197 @@
+"""The S0142 file layout: file names, record widths per flow version, and the fields we load.
+
+Sources and confidence are in ``../shared/reference/S0142.md`` (sections 1, 4.1 and 4.3). Field
+positions here are 1-based data positions *after* the record id, as in that reference. Names
+marked "inferred" there are kept but documented as such in the README; fields whose meaning is
+unknown are loaded losslessly as text columns ``field_NN`` so nothing in the file is thrown away.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from core.settlement import RUN_RANK
+
+FILE_NAME_RE = re.compile(r"^S0142_(\d{8})_([A-Z0-9]{2})_(\d{14})(?:\.gz)?$")
+
+
+class FileNameError(ValueError):
+    """A file name that does not follow ``S0142_<YYYYMMDD>_<RUN>_<YYYYMMDDHHMMSS>[.gz]``."""
+
+
+@dataclass(frozen=True)
+class S0142Name:
+    """What an S0142 file name says: settlement date, run and creation stamp (as printed, zone unstated)."""
+
+    name: str
+    settlement_date: dt.date
+    settlement_run: str
+    created_at: dt.datetime
+
+    @classmethod
+    def parse(cls, name: str) -> "S0142Name":
+        m = FILE_NAME_RE.match(name)
+        if not m:
+            raise FileNameError(
+                f"{name}: file name does not parse; expected S0142_<YYYYMMDD>_<RUN>_<YYYYMMDDHHMMSS>.gz"
+            )
+        date_s, run, stamp = m.groups()
+        try:
+            day = dt.datetime.strptime(date_s, "%Y%m%d").date()
+            created = dt.datetime.strptime(stamp, "%Y%m%d%H%M%S")
+        except ValueError as exc:
+            raise FileNameError(f"{name}: file name has an invalid date or stamp ({exc})") from None
+        if run not in RUN_RANK:
+            raise FileNameError(f"{name}: unknown settlement run {run!r} in file name")
+        return cls(name, day, run, created)
+
+    @staticmethod
+    def format(settlement_date: dt.date, run: str, created_at: dt.datetime, gz: bool = True) -> str:
+        return f"S0142_{settlement_date:%Y%m%d}_{run}_{created_at:%Y%m%d%H%M%S}" + (".gz" if gz else "")
+
+
+# Record widths (number of fields including the record id, excluding the trailing pipe) of flow
+# version S0142013 as measured in real 2026 files (reference 4.1).
+WIDTHS_013: dict[str, int] = {
+    "AAA": 10, "SRH": 9, "SPI": 54, "MD1": 5, "DB1": 14, "TRA": 3, "BPI": 7, "BPH": 9, "APC": 13,
+    "SP7": 2, "SSD": 80, "MD2": 5, "DB2": 14, "PPC": 11, "APD": 15, "APB": 5, "BP7": 26, "MVR": 6,
+    "MEL": 5, "MIL": 5, "RUE": 6, "RUI": 6, "RDE": 6, "RDI": 6, "BO4": 16, "BO3": 9, "BO6": 5,
+    "BO7": 4, "ZZZ": 3,
+}
+# IDD v43.0 defines flow version 014: two P444 fields appended to BP7, one to APC (reference 1, 4.3).
+WIDTHS_014: dict[str, int] = {**WIDTHS_013, "BP7": 28, "APC": 14}
+WIDTHS_BY_VERSION: dict[str, dict[str, int]] = {"013": WIDTHS_013, "014": WIDTHS_014}
+#: Versions not listed are read with the 013 widths and every record is width-checked, so a file
+#: whose layout differs fails loudly naming the record instead of being misread.
+DEFAULT_VERSION = "013"
+
+
+def widths_for(flow_version: str) -> dict[str, int]:
+    return WIDTHS_BY_VERSION.get(flow_version, WIDTHS_BY_VERSION[DEFAULT_VERSION])
+
+
+# Column kinds: "str" text, "float" DOUBLE, "int" INTEGER.
+@dataclass(frozen=True)
+class Field:
+    position: int
+    name: str
+    kind: str = "float"
+
+
+def _unknown(*positions: int) -> list[Field]:
+    return [Field(p, f"field_{p:02d}", "str") for p in positions]
+
+
+SPI_FIELDS: list[Field] = [
+    Field(1, "settlement_period", "int"),
+    Field(2, "system_buy_price_gbp_per_mwh"),
+    Field(3, "system_sell_price_gbp_per_mwh"),
+    Field(4, "price_derivation_code", "str"),
+    *_unknown(5, 6),
+    Field(7, "total_period_absv_mwh"),
+    *_unknown(8, 9, 10),
+    Field(11, "total_niv_tagged_volume_mwh"),
+    *_unknown(*range(12, 23)),
+    Field(23, "system_total_accepted_bid_volume_mwh"),
+    Field(24, "system_total_accepted_offer_volume_mwh"),
+    Field(25, "system_tagged_accepted_bid_volume_mwh"),
+    Field(26, "system_tagged_accepted_offer_volume_mwh"),
+    Field(27, "system_repriced_accepted_bid_volume_mwh"),
+    Field(28, "system_repriced_accepted_offer_volume_mwh"),
+    Field(29, "system_originally_priced_accepted_bid_volume_mwh"),
+    Field(30, "system_originally_priced_accepted_offer_volume_mwh"),
+    Field(31, "total_system_adjustment_sell_volume_mwh"),
+    Field(32, "total_system_adjustment_buy_volume_mwh"),
+    Field(33, "tagged_adjustment_sell_volume_mwh"),
+    Field(34, "tagged_adjustment_buy_volume_mwh"),
+    Field(35, "repriced_adjustment_sell_volume_mwh"),
+    Field(36, "repriced_adjustment_buy_volume_mwh"),
+    Field(37, "originally_priced_adjustment_sell_volume_mwh"),
+    Field(38, "originally_priced_adjustment_buy_volume_mwh"),
+    Field(39, "replacement_price_gbp_per_mwh"),
+    Field(40, "replacement_price_calculation_volume_mwh"),
+    Field(41, "stor_availability_window_flag", "str"),
+    Field(42, "loss_of_load_probability"),
+    Field(43, "de_rated_margin_mw"),
+    Field(44, "value_of_lost_load_gbp_per_mwh"),
+    Field(45, "reserve_scarcity_price_gbp_per_mwh"),
+    *_unknown(*range(46, 53)),
+    Field(53, "supplier_sourcing_cost_gbp_per_mwh"),
+]
+
+BPI_FIELDS: list[Field] = [
+    Field(1, "bm_unit_id", "str"),
+    Field(2, "trading_unit", "str"),
+    Field(3, "fpn_mwh"),
+    Field(4, "metered_volume_mwh"),
+    Field(5, "transmission_loss_multiplier"),
+    Field(6, "absvd_mwh"),
+]
+
+BP7_FIELDS: list[Field] = [
+    Field(1, "bm_unit_id", "str"),
+    Field(2, "information_imbalance_cashflow_gbp"),
+    Field(3, "non_delivery_charge_gbp"),
+    Field(4, "fpn_mwh"),
+    Field(5, "balancing_services_volume_mwh"),
+    Field(6, "information_imbalance_volume_mwh"),
+    Field(7, "expected_metered_volume_mwh"),
+    Field(8, "metered_volume_mwh"),
+    Field(9, "non_delivered_bid_volume_mwh"),
+    Field(10, "non_delivered_offer_volume_mwh"),
+    Field(11, "transmission_loss_factor"),
+    Field(12, "transmission_loss_multiplier"),
+    Field(13, "trading_unit", "str"),
+    Field(14, "trading_unit_metered_volume_mwh"),
+    Field(15, "absvd_mwh"),
+    Field(16, "supplier_delivered_volume_mwh"),
+    Field(17, "supplier_non_bm_absvd_volume_mwh"),
+    *_unknown(18, 19, 20, 21),
+    Field(22, "supplier_compensation_volume_mwh"),
+    Field(23, "secondary_bm_unit_compensation_volume_mwh"),
+    *_unknown(24),
+    Field(25, "supplier_compensation_cashflow_gbp"),
+    *_unknown(26, 27),  # P444 fields of flow version 014; NULL in 013 files
+]
+
+BO4_FIELDS: list[Field] = [
+    Field(1, "bid_offer_pair_number", "int"),
+    Field(2, "bid_price_gbp_per_mwh"),
+    Field(3, "offer_price_gbp_per_mwh"),
+    Field(4, "accepted_bid_volume_mwh"),
+    Field(5, "accepted_offer_volume_mwh"),
+    Field(6, "priced_accepted_bid_volume_mwh"),
+    Field(7, "priced_accepted_offer_volume_mwh"),
+    Field(8, "tagged_bid_volume_mwh"),
+    Field(9, "tagged_offer_volume_mwh"),
+    Field(10, "repriced_bid_volume_mwh"),
+    Field(11, "repriced_offer_volume_mwh"),
+    Field(12, "originally_priced_bid_volume_mwh"),
+    Field(13, "originally_priced_offer_volume_mwh"),
+    Field(14, "bid_cashflow_gbp"),
+    Field(15, "offer_cashflow_gbp"),
+]
+
+APC_FIELDS: list[Field] = [
+    Field(1, "bssc_limited_cost_allocation_gbp"),
+    Field(2, "bm_unit_cashflow_gbp"),
+    Field(3, "energy_imbalance_cashflow_gbp"),
+    Field(4, "information_imbalance_charge_gbp"),
+    Field(5, "non_delivery_charge_gbp"),
+    Field(6, "residual_cashflow_reallocation_gbp"),
+    *_unknown(7, 8, 9, 10),
+    Field(11, "vlp_compensation_cashflow_gbp"),
+    Field(12, "supplier_compensation_cashflow_gbp"),
+    *_unknown(13),  # P444 field of flow version 014
+]
+
+#: Record types loaded into tables, with their fields.
+LOADED_FIELDS: dict[str, list[Field]] = {
+    "SPI": SPI_FIELDS,
+    "BPI": BPI_FIELDS,
+    "BP7": BP7_FIELDS,
+    "BO4": BO4_FIELDS,
+    "APC": APC_FIELDS,
+}

@@ -1,0 +1,151 @@
+"""Load S0142 files into the warehouse: one transaction per file, idempotent by file name.
+
+A file's rows in every table and its manifest row are written in the same transaction, so after
+any crash a file is either wholly loaded (and in the manifest) or absent. Loading a file that is
+already in the manifest is a no-op; ``force=True`` replaces it in the same single transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from core.iterators import prefetch
+from ingest.p114.layout import S0142Name
+from ingest.p114.s0142 import S0142Error, S0142Header, iter_s0142
+from ingest.p114.tables import DATA_TABLES, LOAD_ERRORS, MANIFEST, ensure_p114_schema
+from warehouse.base import Delete, Warehouse, WarehouseError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadResult:
+    """What happened to one file."""
+
+    file_name: str
+    status: str  # "loaded" | "skipped" | "failed"
+    records: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    def describe(self) -> str:
+        if self.status == "skipped":
+            return f"{self.file_name}: already loaded; skipped (use --force to reload)"
+        if self.status == "failed":
+            return f"FAILED {self.error}"
+        rate = self.records / self.seconds if self.seconds else 0
+        return f"{self.file_name}: loaded {self.records:,} records in {self.seconds:.2f} s ({rate:,.0f} records/s)"
+
+
+def loaded_file_names(wh: Warehouse) -> set[str]:
+    """Names of every file in the manifest."""
+    return {r["file_name"] for r in wh.query_rows(f"SELECT file_name FROM {wh.ref(MANIFEST.name)}")}
+
+
+def is_loaded(wh: Warehouse, file_name: str) -> bool:
+    return bool(
+        wh.scalar(f"SELECT COUNT(*) FROM {wh.ref(MANIFEST.name)} WHERE file_name = @name", {"name": file_name})
+    )
+
+
+def load_file(
+    wh: Warehouse,
+    source: str | Path | bytes,
+    name: str | None = None,
+    *,
+    origin: str | None = None,
+    force: bool = False,
+    ensure_schema: bool = True,
+) -> LoadResult:
+    """Parse and load one S0142 file (path or bytes) in a single transaction.
+
+    Never raises for a bad file: the result says ``failed`` with an error naming the file, line
+    and field, and the failure is recorded in ``p114_load_errors``. Warehouse errors propagate.
+    """
+    name = name or Path(source).name  # type: ignore[arg-type]
+    origin = origin or (str(source) if isinstance(source, (str, Path)) else "bytes")
+    if ensure_schema:
+        ensure_p114_schema(wh)
+    started = time.perf_counter()
+    try:
+        S0142Name.parse(name)
+        if not force and is_loaded(wh, name):
+            return LoadResult(name, "skipped")
+        header, tables = iter_s0142(source, name)
+        rows: dict[str, int] = {}
+        deletes = (
+            [Delete(t.name, "source_file", name) for t in DATA_TABLES.values()] + [Delete(MANIFEST.name, "file_name", name)]
+            if force else []
+        )
+        wh.write(_batches(header, tables, rows, origin, started), deletes)
+    except S0142Error as exc:
+        _record_error(wh, exc, origin)
+        log.error("%s", exc)
+        return LoadResult(name, "failed", seconds=time.perf_counter() - started, error=str(exc))
+    except ValueError as exc:  # a file name that does not parse
+        err = S0142Error(name, str(exc).split(": ", 1)[-1])
+        _record_error(wh, err, origin)
+        log.error("%s", err)
+        return LoadResult(name, "failed", error=str(err))
+    for warning in header.warnings:
+        log.warning("%s", warning)
+    return LoadResult(
+        name, "loaded", records=header.records, rows=rows, seconds=time.perf_counter() - started, warnings=header.warnings
+    )
+
+
+def _batches(
+    header: S0142Header, tables: Iterator[tuple[str, pa.Table]], rows: dict[str, int], origin: str, started: float
+) -> Iterator[tuple[str, pa.Table]]:
+    """The file's tables (built on a helper thread while the previous one is written), then its manifest row."""
+    for key, table in prefetch(tables):
+        spec = DATA_TABLES[key]
+        rows[spec.name] = table.num_rows
+        yield spec.name, spec.conform(table)
+    name = header.name
+    manifest = {
+        "file_name": name.name,
+        "settlement_date": name.settlement_date,
+        "settlement_run": name.settlement_run,
+        "file_created_at": name.created_at,
+        "flow_version": header.flow_version,
+        "sha256": header.sha256,
+        "size_bytes": header.size_bytes,
+        "periods": header.periods,
+        "records": header.records,
+        "record_counts": json.dumps(header.record_counts, sort_keys=True),
+        "rows_loaded": json.dumps(rows, sort_keys=True),
+        "source": origin,
+        "parse_seconds": round(time.perf_counter() - started, 3),
+        "loaded_at": dt.datetime.now(dt.timezone.utc),
+    }
+    yield MANIFEST.name, MANIFEST.conform(pa.Table.from_pylist([manifest]))
+
+
+def _record_error(wh: Warehouse, exc: S0142Error, origin: str) -> None:
+    row = {
+        "file_name": exc.file,
+        "line": exc.line,
+        "field": exc.field,
+        "error": str(exc),
+        "source": origin,
+        "failed_at": dt.datetime.now(dt.timezone.utc),
+    }
+    try:
+        wh.write({LOAD_ERRORS.name: LOAD_ERRORS.conform(pa.Table.from_pylist([row]))})
+    except WarehouseError as werr:  # the error is still reported to the caller
+        log.warning("could not record the load error in %s: %s", LOAD_ERRORS.name, werr)

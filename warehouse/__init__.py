@@ -1,0 +1,41 @@
+"""Warehouse layer: pick a backend from a URL and talk to it through one interface.
+
+``duckdb:///relative/file.duckdb`` (default ``data/warehouse.duckdb``), ``duckdb:////absolute/file.duckdb``
+or ``duckdb:///:memory:`` (SQLAlchemy's convention);
+``bigquery://PROJECT/DATASET`` is the production backend (added with the BigQuery issue).
+"""
+
+from __future__ import annotations
+
+import os
+
+from warehouse.base import Delete, Warehouse, WarehouseError
+
+DEFAULT_URL = "duckdb:///data/warehouse.duckdb"
+
+__all__ = ["DEFAULT_URL", "Delete", "Warehouse", "WarehouseError", "connect", "resolve_url"]
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The warehouse URL to use: the argument, else ``WAREHOUSE_URL``, else the DuckDB default."""
+    return url or os.environ.get("WAREHOUSE_URL") or DEFAULT_URL
+
+
+def connect(url: str | None = None) -> Warehouse:
+    """Open the warehouse named by ``url`` (see :func:`resolve_url`)."""
+    url = resolve_url(url)
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise WarehouseError(f"warehouse URL {url!r} has no scheme; use duckdb:///path or bigquery://PROJECT/DATASET")
+    if scheme == "duckdb":
+        from warehouse.duckdb import DuckDBWarehouse
+
+        # SQLAlchemy's convention: duckdb:///relative/file.duckdb, duckdb:////absolute/file.duckdb
+        if not rest.startswith("/") or len(rest) < 2:
+            raise WarehouseError(f"warehouse URL {url!r} should look like duckdb:///path/to/file.duckdb")
+        path = rest[1:]
+        return DuckDBWarehouse(path if path == ":memory:" else os.path.expanduser(path))
+    if scheme == "bigquery":
+        raise WarehouseError("the BigQuery backend is not available yet; use a duckdb:/// URL")
+    raise WarehouseError(f"unknown warehouse scheme {scheme!r} in {url!r}; use duckdb:// or bigquery://")
+

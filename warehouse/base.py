@@ -1,0 +1,93 @@
+"""The warehouse interface every backend implements (DuckDB embedded default; BigQuery later).
+
+Writes go through Arrow tables, never row-by-row inserts, and a call to :meth:`Warehouse.write`
+is one atomic unit: every batch (and every delete) in it lands, or none does. SQL text uses
+BigQuery-style ``@name`` query parameters; backends translate them to their own markers, so one
+SQL source serves every engine.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from warehouse.schema import Table
+
+
+Batches = Mapping[str, pa.Table] | Iterable[tuple[str, pa.Table]]
+
+
+def iter_batches(batches: Batches) -> Iterable[tuple[str, pa.Table]]:
+    return batches.items() if isinstance(batches, Mapping) else batches
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse operation failed (connection, lock, SQL or write)."""
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Delete the rows of ``table`` where ``column`` equals ``value`` (inside an atomic write)."""
+
+    table: str
+    column: str
+    value: Any
+
+
+class Warehouse(ABC):
+    """A place to keep tables: create them, append Arrow batches atomically, run SQL."""
+
+    url: str
+    dialect: str  # "duckdb" | "bigquery"
+
+    @abstractmethod
+    def ensure_tables(self, tables: Iterable[Table]) -> None:
+        """Create missing tables; add columns a table lacks (schema evolution is additive)."""
+
+    @abstractmethod
+    def write(self, batches: Batches, deletes: Sequence[Delete] = ()) -> None:
+        """Apply ``deletes`` then append every batch (table name → Arrow table), all or nothing.
+
+        ``batches`` may be a mapping or an iterable of ``(table, arrow)`` pairs; an iterable is
+        consumed inside the transaction, so an exception it raises rolls everything back and is
+        re-raised unchanged.
+        """
+
+    @abstractmethod
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """Run a query with ``@name`` parameters and return the result as Arrow."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run a statement that returns nothing (DDL, view definitions)."""
+
+    @abstractmethod
+    def table_columns(self, table: str) -> dict[str, str] | None:
+        """Column name → engine type of ``table``, or None if it does not exist."""
+
+    def ref(self, name: str) -> str:
+        """How SQL text refers to table ``name`` on this engine (qualified where needed)."""
+        return name
+
+    def query_rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self.query(sql, params).to_pylist()
+
+    def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        result = self.query(sql, params)
+        return result.column(0)[0].as_py() if result.num_rows else None
+
+    def idle(self) -> None:
+        """Release resources between units of work (lets other processes in on file engines)."""
+
+    def close(self) -> None:
+        """Release every resource."""
+
+    def __enter__(self) -> "Warehouse":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,156 @@
+"""The embedded DuckDB backend: one local file, zero credentials, the default warehouse.
+
+DuckDB lets one process at a time open a database file for writing. A command opens the file on
+first use and keeps it until :meth:`close`; long-running workers call :meth:`idle` between units of
+work so ``status``/``report`` from another terminal can get in. Opening retries while another
+process holds the lock instead of failing at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
+from warehouse.base import Batches, Delete, Warehouse, WarehouseError, iter_batches
+from warehouse.schema import Table, check_identifier
+
+log = logging.getLogger(__name__)
+
+DUCKDB_TYPES = {
+    "STRING": "VARCHAR",
+    "INT64": "BIGINT",
+    "FLOAT64": "DOUBLE",
+    "BOOL": "BOOLEAN",
+    "DATE": "DATE",
+    "TIMESTAMP": "TIMESTAMPTZ",
+    "DATETIME": "TIMESTAMP",
+    "JSON": "JSON",
+}
+
+_PARAM = re.compile(r"'(?:[^']|'')*'|@([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def to_duckdb_params(sql: str) -> str:
+    """Rewrite BigQuery-style ``@name`` parameters as DuckDB ``$name`` (string literals untouched)."""
+    return _PARAM.sub(lambda m: f"${m.group(1)}" if m.group(1) else m.group(0), sql)
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+class DuckDBWarehouse(Warehouse):
+    dialect = "duckdb"
+
+    def __init__(self, path: str | Path, lock_timeout_s: float = 60.0):
+        self.path = str(path)
+        self.url = f"duckdb:///{self.path}"
+        self.lock_timeout_s = lock_timeout_s
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------ connection
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._con is None:
+                self._con = self._open()
+            return self._con
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        retrying = Retrying(
+            retry=retry_if_exception(_is_lock_error),
+            wait=wait_random_exponential(multiplier=0.05, max=2),
+            stop=stop_after_delay(self.lock_timeout_s),
+            reraise=True,
+            before_sleep=lambda rs: log.info("warehouse %s is locked by another process; waiting", self.path),
+        )
+        try:
+            con = retrying(duckdb.connect, self.path)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"cannot open DuckDB warehouse {self.path}: {exc}") from None
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    def idle(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    # ------------------------------------------------------------ schema
+    def table_columns(self, table: str) -> dict[str, str] | None:
+        rows = self.con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        return {name: typ for name, typ in rows} or None
+
+    def ensure_tables(self, tables: Iterable[Table]) -> None:
+        with self._lock:
+            for table in tables:
+                existing = self.table_columns(table.name)
+                if existing is None:
+                    cols = ", ".join(f"{c.name} {DUCKDB_TYPES[c.type]}" for c in table.columns)
+                    self.con.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({cols})")
+                    continue
+                for col in table.columns:
+                    if col.name not in existing:
+                        log.info("adding column %s.%s %s", table.name, col.name, col.type)
+                        self.con.execute(f"ALTER TABLE {table.name} ADD COLUMN {col.name} {DUCKDB_TYPES[col.type]}")
+
+    # ------------------------------------------------------------ data
+    def write(self, batches: Batches, deletes: Sequence[Delete] = ()) -> None:
+        with self._lock:
+            con = self.con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for d in deletes:
+                    con.execute(
+                        f"DELETE FROM {check_identifier(d.table)} WHERE {check_identifier(d.column)} = ?", [d.value]
+                    )
+                for name, batch in iter_batches(batches):
+                    if batch.num_rows == 0:
+                        continue
+                    view = f"_batch_{check_identifier(name)}"
+                    con.register(view, batch)
+                    try:
+                        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM {view}")
+                    finally:
+                        con.unregister(view)
+                con.execute("COMMIT")
+            except BaseException as exc:
+                con.execute("ROLLBACK")
+                if isinstance(exc, duckdb.Error):
+                    raise WarehouseError(f"write to {self.path} rolled back: {exc}") from exc
+                raise
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        with self._lock:
+            try:
+                return self.con.sql(to_duckdb_params(sql), params=dict(params or {})).to_arrow_table()
+            except AttributeError:  # a statement without a result
+                return pa.table({})
+            except duckdb.Error as exc:
+                raise WarehouseError(f"query failed on {self.path}: {exc}") from exc
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        with self._lock:
+            try:
+                self.con.execute(to_duckdb_params(sql), dict(params or {}) or None)
+            except duckdb.Error as exc:
+                raise WarehouseError(f"statement failed on {self.path}: {exc}") from exc
