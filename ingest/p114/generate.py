@@ -353,9 +353,15 @@ def write_s0142(
     created_at = created_at or default_created_at(settlement_date, run)
     units = units if units is not None else sample_units(n_units, n_parties, seed)
     lines = generate_s0142_lines(settlement_date, run, created_at, units, seed=seed, flow_version=flow_version)
-    text = ("\r\n" if crlf else "\n").join(lines) + ("\r\n" if crlf else "\n")
-    data = (b"\xef\xbb\xbf" if bom else b"") + text.encode("ascii")
-    path = Path(directory) / S0142Name.format(settlement_date, run, created_at, gz=gz)
+    name = S0142Name.format(settlement_date, run, created_at, gz=gz)
+    return write_s0142_lines(Path(directory) / name, lines, bom=bom, crlf=crlf, gz=gz)
+
+
+def write_s0142_lines(path: str | Path, lines: list[str], *, bom: bool = False, crlf: bool = False, gz: bool = True) -> Path:
+    """Write ``lines`` as an S0142 file at ``path`` (atomically): optional BOM, CRLF, gzip."""
+    eol = "\r\n" if crlf else "\n"
+    data = (b"\xef\xbb\xbf" if bom else b"") + (eol.join(lines) + eol).encode("ascii")
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     tmp.write_bytes(gzip.compress(data, compresslevel=6, mtime=0) if gz else data)

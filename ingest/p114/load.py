@@ -8,6 +8,7 @@ already in the manifest is a no-op; ``force=True`` replaces it in the same singl
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from core.iterators import prefetch
-from ingest.p114.layout import S0142Name
+from ingest.p114.layout import FileNameError, S0142Name
 from ingest.p114.s0142 import S0142Error, S0142Header, iter_s0142
 from ingest.p114.tables import DATA_TABLES, LOAD_ERRORS, MANIFEST, ensure_p114_schema
 from warehouse.base import Delete, Warehouse, WarehouseError
@@ -44,7 +45,7 @@ class LoadResult:
 
     def describe(self) -> str:
         if self.status == "skipped":
-            return f"{self.file_name}: already loaded; skipped (use --force to reload)"
+            return self.warnings[0] if self.warnings else f"{self.file_name}: already loaded; skipped (use --force to reload)"
         if self.status == "failed":
             return f"FAILED {self.error}"
         rate = self.records / self.seconds if self.seconds else 0
@@ -83,8 +84,11 @@ def load_file(
     started = time.perf_counter()
     try:
         S0142Name.parse(name)
-        if not force and is_loaded(wh, name):
-            return LoadResult(name, "skipped")
+    except FileNameError as exc:
+        return _failed(wh, S0142Error(name, str(exc).split(": ", 1)[-1]), origin, started)
+    if not force and is_loaded(wh, name):
+        return _skipped(wh, source, name)
+    try:
         header, tables = iter_s0142(source, name)
         rows: dict[str, int] = {}
         deletes = (
@@ -93,19 +97,32 @@ def load_file(
         )
         wh.write(_batches(header, tables, rows, origin, started), deletes)
     except S0142Error as exc:
-        _record_error(wh, exc, origin)
-        log.error("%s", exc)
-        return LoadResult(name, "failed", seconds=time.perf_counter() - started, error=str(exc))
-    except ValueError as exc:  # a file name that does not parse
-        err = S0142Error(name, str(exc).split(": ", 1)[-1])
-        _record_error(wh, err, origin)
-        log.error("%s", err)
-        return LoadResult(name, "failed", error=str(err))
+        return _failed(wh, exc, origin, started)
     for warning in header.warnings:
         log.warning("%s", warning)
     return LoadResult(
         name, "loaded", records=header.records, rows=rows, seconds=time.perf_counter() - started, warnings=header.warnings
     )
+
+
+def _failed(wh: Warehouse, exc: S0142Error, origin: str, started: float) -> LoadResult:
+    _record_error(wh, exc, origin)
+    log.error("%s", exc)
+    return LoadResult(exc.file, "failed", seconds=time.perf_counter() - started, error=str(exc))
+
+
+def _skipped(wh: Warehouse, source: str | Path | bytes, name: str) -> LoadResult:
+    """A file already in the manifest; warn if the bytes differ from the ones loaded under that name."""
+    loaded = wh.scalar(f"SELECT sha256 FROM {wh.ref(MANIFEST.name)} WHERE file_name = @name", {"name": name})
+    try:
+        raw = Path(source).read_bytes() if isinstance(source, (str, Path)) else source
+    except OSError:
+        return LoadResult(name, "skipped")
+    if hashlib.sha256(raw).hexdigest() != loaded:
+        message = f"{name}: already loaded, but this copy's content differs (sha256); use --force to replace it"
+        log.warning("%s", message)
+        return LoadResult(name, "skipped", warnings=[message])
+    return LoadResult(name, "skipped")
 
 
 def _batches(
