@@ -1,0 +1,1 @@
+"""Operations: the demo, (later) the scheduler, settings and health checks."""
