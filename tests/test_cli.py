@@ -1,0 +1,109 @@
+"""The command line: help everywhere, documented in the README, exit codes, warehouse selection."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from ingest.p114.generate import sample_units, write_s0142
+from run import cli
+from tests.conftest import NORMAL_DAY
+from warehouse.duckdb import DuckDBWarehouse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
+    for name, command in group.commands.items():
+        path = prefix + (name,)
+        yield path, command
+        if isinstance(command, click.Group):
+            yield from all_commands(command, path)
+
+
+COMMANDS = list(all_commands(cli))
+
+
+@pytest.mark.parametrize("path,command", COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
+def test_every_command_has_help_text_and_is_in_the_readme(path, command):
+    assert command.help and command.help.strip(), f"{' '.join(path)} has no help text"
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+    readme = (ROOT / "README.md").read_text()
+    assert re.search(rf"python run\.py {re.escape(' '.join(path))}\b", readme), f"README lacks `python run.py {' '.join(path)}`"
+
+
+def invoke(tmp_path, *args, **kwargs):
+    db = tmp_path / "wh.duckdb"
+    return CliRunner().invoke(cli, ["--warehouse", f"duckdb:///{db}", *args], catch_exceptions=False, **kwargs), db
+
+
+def test_load_p114_loads_good_files_reports_bad_ones_and_exits_non_zero(tmp_path):
+    units = sample_units(5, 2, seed=1)
+    good = write_s0142(tmp_path, NORMAL_DAY, "SF", units=units, seed=1)
+    bad = write_s0142(tmp_path, NORMAL_DAY, "II", units=units, seed=1)
+    bad.write_bytes(bad.read_bytes()[:300])
+    result, db = invoke(tmp_path, "load", "p114", str(bad), str(good))
+    assert result.exit_code == 1
+    assert f"{good.name}: loaded" in result.output
+    assert f"FAILED {bad.name}: truncated gzip data" in result.output
+    assert "1 of 2 file(s) failed to load" in result.output
+    with DuckDBWarehouse(db) as wh:
+        assert wh.scalar("SELECT COUNT(DISTINCT source_file) FROM elexon_p114_s0142_bpi") == 1
+
+    again, _ = invoke(tmp_path, "load", "p114", str(good))
+    assert again.exit_code == 0 and "already loaded; skipped" in again.output
+
+
+def test_backfill_p114_from_a_folder_prints_a_summary(tmp_path):
+    units = sample_units(5, 2, seed=1)
+    for run in ("II", "SF"):
+        write_s0142(tmp_path / "in", NORMAL_DAY, run, units=units, seed=1)
+    result, _ = invoke(tmp_path, "backfill", "p114", "2024-10-11", "2024-10-11", "--runs", "SF",
+                       "--source", str(tmp_path / "in"))
+    assert result.exit_code == 0, result.output
+    assert "loaded now       1 files" in result.output
+
+
+def test_backfill_rejects_an_unknown_run_and_a_missing_folder(tmp_path):
+    result, _ = invoke(tmp_path, "backfill", "p114", "2024-10-11", "2024-10-12", "--runs", "SF,XX", "--source", "x")
+    assert result.exit_code == 2 and "unknown settlement run 'XX'" in result.output
+    result, _ = invoke(tmp_path, "backfill", "p114", "2024-10-11", "2024-10-12", "--source", str(tmp_path / "nope"))
+    assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_backfill_from_the_portal_without_a_key_says_what_to_set(tmp_path, monkeypatch):
+    monkeypatch.delenv("ELEXON_PORTAL_KEY", raising=False)
+    result, _ = invoke(tmp_path, "backfill", "p114", "2024-10-11", "2024-10-12")
+    assert result.exit_code == 1 and "ELEXON_PORTAL_KEY is not set" in result.output
+
+
+def test_warehouse_url_comes_from_the_environment_too(tmp_path, monkeypatch):
+    db = tmp_path / "env.duckdb"
+    monkeypatch.setenv("WAREHOUSE_URL", f"duckdb:///{db}")
+    result = CliRunner().invoke(cli, ["query", "SELECT 41 + 1 AS answer", "--format", "csv"])
+    assert result.exit_code == 0 and result.output.splitlines() == ["answer", "42"]
+    assert db.exists()
+
+
+def test_an_unknown_warehouse_scheme_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(cli, ["--warehouse", "postgres://x", "query", "SELECT 1"])
+    assert result.exit_code == 1 and "unknown warehouse scheme 'postgres'" in result.output
+
+
+def test_demo_runs_end_to_end_and_is_safe_to_run_again(tmp_path):
+    first, db = invoke(tmp_path, "demo", "--dir", str(tmp_path / "demo"))
+    assert first.exit_code == 0, first.output
+    assert "loaded now       21 files" in first.output
+    second, _ = invoke(tmp_path, "demo", "--dir", str(tmp_path / "demo"))
+    assert second.exit_code == 0 and "21 already loaded" in second.output
+    with DuckDBWarehouse(db) as wh:
+        periods = wh.query_rows(
+            "SELECT settlement_date, COUNT(DISTINCT settlement_period) AS n FROM p114_settlement_canonical GROUP BY 1"
+        )
+        assert {str(r["settlement_date"]): r["n"] for r in periods}["2025-10-26"] == 50
+        assert wh.scalar("SELECT COUNT(*) FROM p114_file_manifest") == 21
