@@ -18,11 +18,25 @@ import pyarrow as pa
 from warehouse.schema import Table
 
 
-Batches = Mapping[str, pa.Table] | Iterable[tuple[str, pa.Table]]
+@dataclass(frozen=True)
+class Batch:
+    """Rows for one table. With a ``key``, a row is written only if no row with the same key exists
+    in the table (or earlier in the batch); ``prune`` names a column that bounds the existing rows
+    to compare against (the batch's min..max of it), so the check reads only that range."""
+
+    table: str
+    data: pa.Table
+    key: tuple[str, ...] = ()
+    prune: str | None = None
 
 
-def iter_batches(batches: Batches) -> Iterable[tuple[str, pa.Table]]:
-    return batches.items() if isinstance(batches, Mapping) else batches
+Batches = Mapping[str, pa.Table] | Iterable[Batch | tuple[str, pa.Table]]
+
+
+def iter_batches(batches: Batches) -> Iterable[Batch]:
+    items = batches.items() if isinstance(batches, Mapping) else batches
+    for item in items:
+        yield item if isinstance(item, Batch) else Batch(item[0], item[1])
 
 
 class WarehouseError(RuntimeError):
@@ -49,13 +63,21 @@ class Warehouse(ABC):
         """Create missing tables; add columns a table lacks (schema evolution is additive)."""
 
     @abstractmethod
-    def write(self, batches: Batches, deletes: Sequence[Delete] = ()) -> None:
-        """Apply ``deletes`` then append every batch (table name → Arrow table), all or nothing.
+    def write(self, batches: Batches, deletes: Sequence[Delete] = ()) -> dict[str, int]:
+        """Apply ``deletes`` then append every batch, all or nothing; return rows written per table.
 
-        ``batches`` may be a mapping or an iterable of ``(table, arrow)`` pairs; an iterable is
-        consumed inside the transaction, so an exception it raises rolls everything back and is
-        re-raised unchanged.
+        ``batches`` may be a mapping (table → Arrow) or an iterable of :class:`Batch` or
+        ``(table, arrow)`` pairs; an iterable is consumed inside the transaction, so an exception
+        it raises rolls everything back and is re-raised unchanged.
         """
+
+    @abstractmethod
+    def logical_columns(self, table: str) -> dict[str, str] | None:
+        """Column name → logical type (STRING, INT64, …) of ``table``, or None if it does not exist."""
+
+    @abstractmethod
+    def in_list(self, column: str, param: str) -> str:
+        """SQL for "``column`` is one of the values of list parameter ``@param``"."""
 
     @abstractmethod
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:

@@ -17,9 +17,10 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from warehouse.base import Batches, Delete, Warehouse, WarehouseError, iter_batches
+from warehouse.base import Batch, Batches, Delete, Warehouse, WarehouseError, iter_batches
 from warehouse.schema import Table, check_identifier
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ DUCKDB_TYPES = {
     "DATETIME": "TIMESTAMP",
     "JSON": "JSON",
 }
+
+LOGICAL_TYPES = {v: k for k, v in DUCKDB_TYPES.items()} | {"TIMESTAMP WITH TIME ZONE": "TIMESTAMP", "INTEGER": "INT64"}
 
 _PARAM = re.compile(r"'(?:[^']|'')*'|@([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -83,7 +86,8 @@ class DuckDBWarehouse(Warehouse):
         return con
 
     def idle(self) -> None:
-        self.close()
+        if self.path != ":memory:":  # closing an in-memory database would discard it
+            self.close()
 
     def close(self) -> None:
         with self._lock:
@@ -114,7 +118,8 @@ class DuckDBWarehouse(Warehouse):
                         self.con.execute(f"ALTER TABLE {table.name} ADD COLUMN {col.name} {DUCKDB_TYPES[col.type]}")
 
     # ------------------------------------------------------------ data
-    def write(self, batches: Batches, deletes: Sequence[Delete] = ()) -> None:
+    def write(self, batches: Batches, deletes: Sequence[Delete] = ()) -> dict[str, int]:
+        written: dict[str, int] = {}
         with self._lock:
             con = self.con
             con.execute("BEGIN TRANSACTION")
@@ -123,21 +128,60 @@ class DuckDBWarehouse(Warehouse):
                     con.execute(
                         f"DELETE FROM {check_identifier(d.table)} WHERE {check_identifier(d.column)} = ?", [d.value]
                     )
-                for name, batch in iter_batches(batches):
-                    if batch.num_rows == 0:
-                        continue
-                    view = f"_batch_{check_identifier(name)}"
-                    con.register(view, batch)
-                    try:
-                        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM {view}")
-                    finally:
-                        con.unregister(view)
+                for batch in iter_batches(batches):
+                    if batch.data.num_rows:
+                        written[batch.table] = written.get(batch.table, 0) + self._insert(con, batch)
                 con.execute("COMMIT")
             except BaseException as exc:
                 con.execute("ROLLBACK")
                 if isinstance(exc, duckdb.Error):
                     raise WarehouseError(f"write to {self.path} rolled back: {exc}") from exc
                 raise
+        return written
+
+    @staticmethod
+    def _insert(con: duckdb.DuckDBPyConnection, batch: Batch) -> int:
+        table = check_identifier(batch.table)
+        view = f"_batch_{table}"
+        if not batch.key:
+            con.register(view, batch.data)
+            try:
+                return con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}").fetchone()[0]
+            finally:
+                con.unregister(view)
+        # keep the first row per key in the batch, and only keys the table does not have yet
+        data = batch.data.append_column("__ord", pa.array(range(batch.data.num_rows), pa.int64()))
+        key = [check_identifier(k) for k in batch.key]
+        match = " AND ".join(f"e.{k} IS NOT DISTINCT FROM b.{k}" for k in key)
+        params: list = []
+        if batch.prune:
+            prune = check_identifier(batch.prune)
+            low, high = pc.min_max(batch.data.column(prune)).values()
+            if low.is_valid:
+                match = f"(e.{prune} BETWEEN ? AND ? OR e.{prune} IS NULL) AND {match}"
+                params = [low.as_py(), high.as_py()]
+        con.register(view, data)
+        try:
+            return con.execute(
+                f"""INSERT INTO {table} BY NAME
+                SELECT * EXCLUDE (__ord, __first) FROM (
+                    SELECT *, row_number() OVER (PARTITION BY {", ".join(key)} ORDER BY __ord) AS __first
+                    FROM {view}
+                ) AS b
+                WHERE __first = 1 AND NOT EXISTS (SELECT 1 FROM {table} AS e WHERE {match})""",
+                params,
+            ).fetchone()[0]
+        finally:
+            con.unregister(view)
+
+    def logical_columns(self, table: str) -> dict[str, str] | None:
+        columns = self.table_columns(table)
+        if columns is None:
+            return None
+        return {name: LOGICAL_TYPES.get(typ, "STRING") for name, typ in columns.items()}
+
+    def in_list(self, column: str, param: str) -> str:
+        return f"{check_identifier(column)} IN (SELECT unnest(@{check_identifier(param)}))"
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         with self._lock:
