@@ -1,0 +1,215 @@
+"""What we know about each Elexon dataset that IRIS carries: fields, types, natural key, API.
+
+Field names and types are the Insights API's OpenAPI row schemas (IRIS carries the same row
+objects; ``../shared/reference/IRIS.md`` section 2.5). Columns are the snake_case of the Elexon
+names. Each dataset has one **natural key**: the same row arriving twice (a redelivered message,
+or the same row from IRIS and from the API) is stored once, while distinct readings never
+collapse (FUELINST keeps one row per fuel type per 5 minutes and per publication).
+
+Datasets and fields not listed here are still loaded: their types are inferred from the values
+(see :func:`infer_type`), a new dataset gets its own table and a new field a new column.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+# Elexon schema type → warehouse logical type
+_T = {"str": "STRING", "int": "INT64", "float": "FLOAT64", "bool": "BOOL", "date": "DATE", "dt": "TIMESTAMP",
+      "json": "JSON"}
+
+
+def snake(name: str) -> str:
+    """Elexon camelCase → snake_case: ``nationalGridBmUnit`` → ``national_grid_bm_unit``."""
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    name = re.sub(r"([a-z\d])([A-Z])", r"\1_\2", name)
+    return re.sub(r"[^0-9a-zA-Z_]", "_", name).lower()
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    """How the Insights API serves the dataset for gap filling."""
+
+    path: str  # e.g. /datasets/FREQ/stream (a bare JSON array) or /datasets/X ({"data": [...]})
+    from_param: str
+    to_param: str
+    chunk: dt.timedelta  # the dataset's range limit: one request never spans more
+    limit_source: str  # where the limit comes from
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    code: str
+    fields: dict[str, str]  # Elexon field name → logical type
+    key: tuple[str, ...]  # natural key, as column names
+    event_time: str  # column that dates a row (partitioning, pruning, freshness)
+    cadence: dt.timedelta | None = None  # expected spacing of event_time, where regular
+    api: ApiSpec | None = None
+    notes: str = ""
+
+    @property
+    def table(self) -> str:
+        return table_name(self.code)
+
+    @property
+    def columns(self) -> dict[str, str]:
+        return {snake(k): _T[v] for k, v in self.fields.items()}
+
+
+def table_name(dataset: str) -> str:
+    return "bmrs_" + re.sub(r"[^0-9a-z_]", "_", dataset.lower())
+
+
+_STREAM = "/datasets/{}/stream"
+_DAY, _HOUR = dt.timedelta(days=1), dt.timedelta(hours=1)
+
+
+def _api(code: str, from_param: str, to_param: str, chunk: dt.timedelta, source: str) -> ApiSpec:
+    return ApiSpec(_STREAM.format(code), from_param, to_param, chunk, source)
+
+
+_PHYSICAL = {
+    "dataset": "str", "settlementDate": "date", "settlementPeriod": "int", "timeFrom": "dt", "timeTo": "dt",
+    "levelFrom": "int", "levelTo": "int", "nationalGridBmUnit": "str", "bmUnit": "str",
+}
+_LIMITS = {**_PHYSICAL, "notificationTime": "dt", "notificationSequence": "int"}
+_INDICATED = {"dataset": "str", "publishTime": "dt", "startTime": "dt", "settlementDate": "date",
+              "settlementPeriod": "int", "boundary": "str"}
+
+SPECS: dict[str, DatasetSpec] = {
+    s.code: s
+    for s in [
+        DatasetSpec(
+            "BOALF",
+            {"dataset": "str", "settlementDate": "date", "settlementPeriodFrom": "int", "settlementPeriodTo": "int",
+             "timeFrom": "dt", "timeTo": "dt", "levelFrom": "int", "levelTo": "int", "acceptanceNumber": "int",
+             "acceptanceTime": "dt", "deemedBoFlag": "bool", "soFlag": "bool", "amendmentFlag": "str",
+             "storFlag": "bool", "rrFlag": "bool", "nationalGridBmUnit": "str", "bmUnit": "str"},
+            key=("bm_unit", "acceptance_number", "time_from"),
+            event_time="time_from",
+            api=_api("BOALF", "from", "to", _DAY, "1 day (observed)"),
+        ),
+        DatasetSpec("MELS", _LIMITS, key=("bm_unit", "notification_sequence", "notification_time", "time_from", "time_to"),
+                    event_time="time_from", api=_api("MELS", "from", "to", _HOUR, "1 hour (observed)"),
+                    notes="IRIS carries raw submissions; the API returns the resolved position (see README)"),
+        DatasetSpec("MILS", _LIMITS, key=("bm_unit", "notification_sequence", "notification_time", "time_from", "time_to"),
+                    event_time="time_from", api=_api("MILS", "from", "to", _HOUR, "1 hour (observed)"),
+                    notes="IRIS carries raw submissions; the API returns the resolved position (see README)"),
+        DatasetSpec("PN", _PHYSICAL, key=("bm_unit", "settlement_date", "settlement_period", "time_from", "time_to"),
+                    event_time="time_from", api=_api("PN", "from", "to", _HOUR, "1 hour (conservative)")),
+        DatasetSpec("QPN", _PHYSICAL, key=("bm_unit", "settlement_date", "settlement_period", "time_from", "time_to"),
+                    event_time="time_from", api=_api("QPN", "from", "to", _HOUR, "1 hour (conservative)")),
+        DatasetSpec(
+            "BOD",
+            {**_PHYSICAL, "pairId": "int", "offer": "float", "bid": "float"},
+            key=("bm_unit", "settlement_date", "settlement_period", "pair_id", "time_from"),
+            event_time="time_from",
+            api=_api("BOD", "from", "to", _HOUR, "1 hour (observed)"),
+        ),
+        DatasetSpec("FREQ", {"dataset": "str", "measurementTime": "dt", "frequency": "float"},
+                    key=("measurement_time",), event_time="measurement_time", cadence=dt.timedelta(seconds=15),
+                    api=_api("FREQ", "measurementDateTimeFrom", "measurementDateTimeTo", _DAY, "24 hours (documented)")),
+        DatasetSpec(
+            "FUELINST",
+            {"dataset": "str", "publishTime": "dt", "startTime": "dt", "settlementDate": "date",
+             "settlementPeriod": "int", "fuelType": "str", "generation": "int"},
+            key=("start_time", "fuel_type", "publish_time"),
+            event_time="start_time",
+            cadence=dt.timedelta(minutes=5),
+            api=_api("FUELINST", "publishDateTimeFrom", "publishDateTimeTo", _DAY, "1 day (conservative)"),
+        ),
+        *[
+            DatasetSpec(code, {**_INDICATED, value: "int"},
+                        key=("publish_time", "boundary", "settlement_date", "settlement_period"),
+                        event_time="start_time", cadence=dt.timedelta(minutes=30),
+                        api=_api(code, "publishDateTimeFrom", "publishDateTimeTo", _DAY, "1 day (documented)"))
+            for code, value in (("INDGEN", "generation"), ("INDDEM", "demand"), ("IMBALNGC", "imbalance"),
+                                ("MELNGC", "margin"))
+        ],
+        DatasetSpec(
+            "DISBSAD",
+            {"dataset": "str", "settlementDate": "date", "settlementPeriod": "int", "id": "int", "cost": "float",
+             "volume": "float", "soFlag": "bool", "storFlag": "bool", "partyId": "str", "assetId": "str",
+             "isTendered": "bool", "service": "str"},
+            key=("settlement_date", "settlement_period", "id"),
+            event_time="settlement_date",
+            api=_api("DISBSAD", "from", "to", _DAY, "1 day (observed)"),
+        ),
+        DatasetSpec(
+            "MID",
+            {"dataset": "str", "startTime": "dt", "dataProvider": "str", "settlementDate": "date",
+             "settlementPeriod": "int", "price": "float", "volume": "float"},
+            key=("settlement_date", "settlement_period", "data_provider"),
+            event_time="start_time",
+            cadence=dt.timedelta(minutes=30),
+            api=_api("MID", "from", "to", dt.timedelta(days=7), "7 days (observed)"),
+        ),
+        DatasetSpec(
+            "REMIT",
+            {"dataset": "str", "mrid": "str", "revisionNumber": "int", "publishTime": "dt", "createdTime": "dt",
+             "messageType": "str", "messageHeading": "str", "eventType": "str", "unavailabilityType": "str",
+             "participantId": "str", "registrationCode": "str", "assetId": "str", "assetType": "str",
+             "affectedUnit": "str", "affectedUnitEIC": "str", "affectedArea": "str", "biddingZone": "str",
+             "fuelType": "str", "normalCapacity": "float", "availableCapacity": "float",
+             "unavailableCapacity": "float", "eventStatus": "str", "eventStartTime": "dt", "eventEndTime": "dt",
+             "durationUncertainty": "str", "cause": "str", "relatedInformation": "str", "outageProfile": "json"},
+            key=("mrid", "revision_number"),
+            event_time="publish_time",
+            api=_api("REMIT", "publishDateTimeFrom", "publishDateTimeTo", _DAY, "1 day (observed)"),
+        ),
+    ]
+}
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def infer_type(name: str, values: list) -> str:
+    """Logical type for a field we have no schema for, from its name and the values seen."""
+    seen = [v for v in values if v is not None]
+    if not seen:
+        return "STRING"
+    if any(isinstance(v, (list, dict)) for v in seen):
+        return "JSON"
+    if all(isinstance(v, bool) for v in seen):
+        return "BOOL"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in seen):
+        return "INT64"
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen):
+        return "FLOAT64"
+    if all(isinstance(v, str) for v in seen):
+        if all(_DATE.match(v) for v in seen):
+            return "DATE"
+        if all(_DATETIME.match(v) for v in seen):
+            return "TIMESTAMP"
+    return "STRING"
+
+
+@dataclass
+class DatasetShape:
+    """A dataset as the loader sees it in one batch: its spec (if known) and every column's type."""
+
+    code: str
+    spec: DatasetSpec | None
+    columns: dict[str, str] = field(default_factory=dict)  # column → logical type
+    sources: dict[str, str] = field(default_factory=dict)  # column → Elexon field name
+
+    @property
+    def table(self) -> str:
+        return table_name(self.code)
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """The natural key; for an unknown dataset, every data column (exact duplicates only)."""
+        return self.spec.key if self.spec else tuple(self.columns)
+
+    @property
+    def event_time(self) -> str | None:
+        if self.spec:
+            return self.spec.event_time
+        for candidate in ("measurement_time", "start_time", "time_from", "publish_time", "settlement_date"):
+            if candidate in self.columns:
+                return candidate
+        return None
