@@ -1,0 +1,168 @@
+"""Fill IRIS gaps from the BMRS Insights API (no key needed) into the same ``bmrs_*`` tables.
+
+``/datasets/{X}/stream`` answers a bare JSON array of the same row objects IRIS carries. A range
+is split into chunks no longer than the dataset's range limit (``datasets.py``); ``to`` is
+inclusive, so a row on a chunk boundary comes back twice and is dropped by the natural key (the
+count is reported). A 400 answer about the range halves the window; 429, 5xx and timeouts are
+retried with exponential backoff and jitter. Rows load with ``_source = 'api'``; a row IRIS
+already delivered is not stored again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import requests
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from ingest.iris.datasets import SPECS, DatasetSpec
+from ingest.iris.decode import Message
+from ingest.iris.load import IrisLoader
+
+log = logging.getLogger(__name__)
+
+INSIGHTS_URL = "https://data.elexon.co.uk/bmrs/api/v1"
+
+
+class InsightsError(RuntimeError):
+    """The Insights API could not give us the data."""
+
+
+class _RangeTooLong(Exception):
+    pass
+
+
+class _Retryable(Exception):
+    pass
+
+
+@dataclass
+class FillSummary:
+    dataset: str
+    start: dt.datetime
+    end: dt.datetime
+    requests: int = 0
+    records: int = 0
+    inserted: int = 0
+    duplicate_rows: int = 0
+    quarantined: int = 0
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        return [
+            f"Insights API gap fill {self.dataset} {self.start:%Y-%m-%d %H:%M} .. {self.end:%Y-%m-%d %H:%M} UTC: "
+            f"{self.requests} requests in {self.seconds:,.1f} s",
+            f"  rows            {self.records:,} received, {self.inserted:,} new, "
+            f"{self.duplicate_rows:,} already stored (IRIS or a chunk edge), {self.quarantined:,} quarantined",
+        ]
+
+
+class InsightsClient:
+    def __init__(self, base_url: str | None = None, *, timeout: float = 120, attempts: int = 6,
+                 backoff_max_s: float = 60, session: requests.Session | None = None):
+        self.base_url = (base_url or os.environ.get("INSIGHTS_API_URL") or INSIGHTS_URL).rstrip("/")
+        self.timeout = timeout
+        self.attempts = attempts
+        self.backoff_max_s = backoff_max_s
+        self.session = session or requests.Session()
+
+    def fetch(self, spec: DatasetSpec, start: dt.datetime, end: dt.datetime) -> bytes:
+        """The raw body for one window (``start`` and ``end`` inclusive, as the API treats them)."""
+        api = spec.api
+        params = {api.from_param: _iso(start), api.to_param: _iso(end)}
+        what = f"{api.path} {params}"
+
+        def once() -> bytes:
+            try:
+                response = self.session.get(self.base_url + api.path, params=params, timeout=self.timeout)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                raise _Retryable(f"{type(exc).__name__}") from None
+            if response.status_code in (429, 403) or response.status_code >= 500:
+                raise _Retryable(f"HTTP {response.status_code}: {response.text[:200]}")
+            if response.status_code == 400 and "exceed" in response.text.lower():
+                raise _RangeTooLong(response.text[:300])
+            if response.status_code != 200:
+                raise InsightsError(f"{what}: HTTP {response.status_code}: {response.text[:300]}")
+            return response.content
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Retryable),
+            wait=wait_random_exponential(multiplier=1, max=self.backoff_max_s),
+            stop=stop_after_attempt(self.attempts),
+            before_sleep=lambda s: log.warning("%s: %s; retrying", what, s.outcome.exception()),
+        )
+        try:
+            return retrying(once)
+        except RetryError as exc:
+            raise InsightsError(f"{what}: gave up after {self.attempts} attempts: {exc.last_attempt.exception()}") from None
+
+
+def windows(start: dt.datetime, end: dt.datetime, chunk: dt.timedelta) -> Iterator[tuple[dt.datetime, dt.datetime]]:
+    """Consecutive windows covering start..end, none longer than ``chunk``; each ends where the next begins."""
+    at = start
+    while at < end:
+        stop = min(at + chunk, end)
+        yield at, stop
+        at = stop
+
+
+def fill_gap(
+    loader: IrisLoader,
+    dataset: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    client: InsightsClient | None = None,
+    on_chunk: Callable[[FillSummary], None] | None = None,
+) -> FillSummary:
+    """Load ``dataset`` rows for ``start``..``end`` (UTC) from the Insights API."""
+    code = dataset.upper()
+    spec = SPECS.get(code)
+    if spec is None or spec.api is None:
+        known = ", ".join(sorted(c for c, s in SPECS.items() if s.api))
+        raise InsightsError(f"no Insights API endpoint is known for dataset {dataset!r}; known: {known}")
+    if end <= start:
+        raise ValueError(f"the end {end} is not after the start {start}")
+    client = client or InsightsClient()
+    summary = FillSummary(code, start, end)
+    started = time.perf_counter()
+    pending = list(windows(start, end, spec.api.chunk))
+    while pending:
+        lo, hi = pending.pop(0)
+        summary.requests += 1
+        try:
+            body = client.fetch(spec, lo, hi)
+        except _RangeTooLong as exc:
+            if hi - lo <= dt.timedelta(minutes=2):
+                raise InsightsError(f"{code}: the API refuses even a {hi - lo} window: {exc}") from None
+            mid = lo + (hi - lo) / 2
+            log.warning("%s: window %s..%s too long for the API (%s); halving it", code, lo, hi, exc)
+            pending[:0] = [(lo, mid), (mid, hi)]
+            continue
+        fetched = dt.datetime.now(dt.timezone.utc)
+        message = Message(
+            message_id=f"api:{code}:{_iso(lo)}:{_iso(hi)}:{fetched:%Y%m%dT%H%M%S.%f}",
+            body=body,
+            subject=code,
+            source="api",
+            enqueued_at=fetched,
+        )
+        result = loader.load([message])
+        summary.records += result.rows + result.quarantined
+        summary.inserted += result.inserted
+        summary.duplicate_rows += result.duplicate_rows
+        summary.quarantined += result.quarantined
+        summary.seconds = time.perf_counter() - started
+        if on_chunk:
+            on_chunk(summary)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
