@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import sys
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from core.logs import redact, setup_logging
 from core.settlement import RUN_PRECEDENCE, parse_run
 from warehouse import DEFAULT_URL, Warehouse, WarehouseError, connect, resolve_url
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 
@@ -82,8 +83,8 @@ def demo(state: State, directory: str) -> None:
     """Run the pipeline end to end on generated sample data (no credentials needed).
 
     Writes a week of S0142 settlement files in the real format (a 50-period clock-change day,
-    several runs per date, a re-published file), loads them through the real backfill and
-    prints the canonical (best-run) view. Safe to run again. Uses its own DuckDB file under
+    several runs per date, a re-published file) and a day of IRIS messages as an Elexon-client
+    file drop, loads both through the real pipeline and prints what landed. Safe to run again. Uses its own DuckDB file under
     --dir, never your real warehouse, unless --warehouse is given on the command line.
     """
     from ops.demo import run_demo
@@ -95,6 +96,9 @@ def demo(state: State, directory: str) -> None:
     for line in result.p114.lines():
         click.echo(line)
     _print_rows(result.canonical, "table", title="Canonical settlement run per date (p114_settlement_canonical)")
+    click.echo(f"Demo inputs: {result.iris_messages:,} IRIS messages in {result.directory / 'iris_data'}")
+    for line in result.iris.lines():
+        click.echo(line)
     click.echo(f"Warehouse: {state.warehouse_url}")
     click.echo(f'Query it:  python run.py --warehouse {state.warehouse_url} query '
                '"SELECT * FROM p114_settlement_canonical LIMIT 10"')
@@ -168,6 +172,159 @@ def backfill_p114(state: State, start: dt.datetime, end: dt.datetime, runs: tupl
         sys.exit(1)
 
 
+@backfill.command("iris")
+@click.argument("dataset")
+@click.argument("start", metavar="START")
+@click.argument("end", metavar="END")
+@click.pass_obj
+def backfill_iris(state: State, dataset: str, start: str, end: str) -> None:
+    """Fill DATASET (e.g. FREQ, BOALF) for START..END from the BMRS Insights API.
+
+    START and END are UTC dates (YYYY-MM-DD; END's whole day is included) or RFC 3339 times.
+    Rows go into the same bmrs_* tables as IRIS (_source='api'); rows already stored are skipped.
+    """
+    from ingest.iris.api import InsightsError, fill_gap
+    from ingest.iris.load import IrisLoader
+
+    lo, hi = _utc(start, end_of_day=False), _utc(end, end_of_day=True)
+    try:
+        summary = fill_gap(IrisLoader(state.warehouse()), dataset, lo, hi)
+    except (InsightsError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in summary.lines():
+        click.echo(line)
+
+
+def _utc(text: str, end_of_day: bool) -> dt.datetime:
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text) + dt.timedelta(days=1 if end_of_day else 0)
+            return dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a date (YYYY-MM-DD) or an RFC 3339 time") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+# ---------------------------------------------------------------------------------------- ingest
+@cli.group()
+def ingest() -> None:
+    """Run an ingest worker."""
+
+
+@ingest.command("iris")
+@click.option("--connection-string", envvar="IRIS_CONNECTION_STRING", metavar="CS",
+              help="Service Bus connection string (tests, emulator). Default: IRIS_CONNECTION_STRING.")
+@click.option("--queue", envvar="IRIS_QUEUE_NAME", help="Queue name (iris.<guid>). Default: IRIS_QUEUE_NAME.")
+@click.option("--iris-settings", type=click.Path(dir_okay=False),
+              help="settings.json of Elexon's IRIS client (ClientId, QueueName, Secret, ...), kept outside git.")
+@click.option("--from-dir", type=click.Path(file_okay=False),
+              help="Replay a file drop DIR/<DATASET>/<message id> instead of reading Service Bus.")
+@click.option("--once", is_flag=True, help="With --from-dir: load what is there and exit (else keep watching).")
+@click.option("--remove", is_flag=True, help="With --from-dir: delete each file once it is committed.")
+@click.option("--poll", default=5.0, show_default=True, help="With --from-dir: seconds between scans.")
+@click.option("--batch-size", type=int, default=None, help="Messages per transaction [Service Bus 500, files 5000].")
+@click.option("--exit-when-idle", "idle", type=float, default=None, metavar="SECONDS",
+              help="Return once the queue (or folder) has been empty this long.")
+@click.pass_obj
+def ingest_iris(state: State, connection_string, queue, iris_settings, from_dir, once, remove, poll, batch_size,
+                idle) -> None:
+    """Load IRIS messages into the warehouse: from Service Bus (runs until stopped) or a file drop.
+
+    A message is completed on Service Bus only after its rows are committed; a redelivered
+    message is recognised by its id and not loaded twice. SIGTERM or Ctrl-C finishes the batch
+    in hand and stops.
+    """
+    from ingest.iris.load import IrisLoader
+
+    loader = IrisLoader(state.warehouse())
+    if from_dir:
+        _replay(loader, from_dir, once=once, remove=remove, poll=poll, batch_size=batch_size or 5000, idle=idle)
+        return
+    from ingest.iris.config import IrisConfigError, IrisSettings
+    from ingest.iris.servicebus import IrisWorker, install_stop_signals
+
+    try:
+        settings = IrisSettings.load(connection_string=connection_string, queue_name=queue, settings_file=iris_settings)
+    except IrisConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    worker = IrisWorker(loader, settings, batch_size=batch_size or 500, exit_when_idle_s=idle)
+    install_stop_signals(worker)
+    summary = worker.run()
+    for line in summary.lines():
+        click.echo(line)
+
+
+def _replay(loader, folder: str, *, once: bool, remove: bool, poll: float, batch_size: int, idle: float | None) -> None:
+    import signal
+    import threading
+    import time
+
+    from ingest.iris.files import replay_directory
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    quiet_since = time.monotonic()
+    while True:
+        try:
+            summary = replay_directory(loader, folder, batch_size=batch_size, remove=remove)
+        except FileNotFoundError as exc:
+            raise click.ClickException(str(exc)) from None
+        if once or summary.loaded or summary.duplicate_messages:
+            for line in summary.lines():
+                click.echo(line)
+        if summary.loaded:
+            quiet_since = time.monotonic()
+        if once or stop.is_set() or (idle is not None and time.monotonic() - quiet_since >= idle):
+            return
+        loader.wh.idle()
+        if stop.wait(poll):
+            return
+
+
+# ---------------------------------------------------------------------------------------- status
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--strict", is_flag=True, help="Exit with code 1 when there is any warning (for monitoring).")
+@click.pass_obj
+def status(state: State, fmt: str, strict: bool) -> None:
+    """Health of the warehouse: IRIS freshness per dataset, P114 runs loaded, warnings.
+
+    Warns when the IRIS client secret (IRIS_SECRET_EXPIRES) expires within 30 days, when the
+    last IRIS message is older than the queue's 3-day time-to-live, and when no IRIS message
+    arrived for an hour.
+    """
+    from ops.status import collect_status
+
+    expires = os.environ.get("IRIS_SECRET_EXPIRES")
+    try:
+        expiry = dt.date.fromisoformat(expires) if expires else None
+    except ValueError:
+        raise click.ClickException(f"IRIS_SECRET_EXPIRES must be YYYY-MM-DD, got {expires!r}") from None
+    report = collect_status(state.warehouse(), secret_expires=expiry)
+    if fmt == "json":
+        click.echo(json.dumps({"now": report.now, "iris": report.iris, "p114": report.p114,
+                               "p114_errors_7d": report.p114_errors_7d, "warnings": report.warnings},
+                              default=str, indent=2))
+    else:
+        columns = ["dataset", "last_message", "messages_1h", "rows_1h", "duplicates_24h", "quarantined_24h",
+                   "quarantined_total", "newest_data"]
+        if report.iris:
+            _print_rows([{c: r.get(c) for c in columns} for r in report.iris], "table", title="IRIS")
+        else:
+            click.echo("IRIS: nothing loaded yet")
+        if report.p114:
+            _print_rows(report.p114, "table", title="P114 settlement files")
+        else:
+            click.echo("P114: nothing loaded yet")
+        for warning in report.warnings:
+            click.echo(f"WARNING: {warning}")
+        if not report.warnings:
+            click.echo("No warnings.")
+    if strict and report.warnings:
+        sys.exit(1)
+
+
 # ---------------------------------------------------------------------------------------- query
 @cli.command()
 @click.argument("sql")
@@ -196,8 +353,18 @@ def _print_rows(rows: list[dict], fmt: str, title: str | None = None) -> None:
     for name in rows[0] if rows else ["(no rows)"]:
         table.add_column(str(name), overflow="fold")
     for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row.values()])
+        table.add_row(*[_cell(v) for v in row.values()])
     console.print(table)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if value.tzinfo else "")
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    return str(value)
 
 
 if __name__ == "__main__":

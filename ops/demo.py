@@ -1,9 +1,10 @@
 """``run.py demo``: realistic sample data through the real pipeline, no credentials needed.
 
 Generates a week of S0142 files in the real format (including the 50-period clock-change day of
-26 October 2025 and several settlement runs of the same dates, one of them re-published), loads
-them with the same backfill a user runs on real files, and reads the canonical view back.
-Re-running is safe: the files are generated identically and the loader skips what it has.
+26 October 2025 and several settlement runs of the same dates, one of them re-published) and a
+day of IRIS messages laid out as Elexon's client writes them (DIR/<DATASET>/<message id>), loads
+both with the same code a user runs on real data, and reads the results back. Re-running is safe:
+the inputs are generated identically and the loaders skip what they have.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ingest.iris.files import ReplaySummary, replay_directory
+from ingest.iris.generate import IrisGenerator, write_file_drop
+from ingest.iris.load import IrisLoader
 from ingest.p114.backfill import BackfillSummary, run_backfill
 from ingest.p114.generate import default_created_at, sample_units, write_s0142
 from warehouse.base import Warehouse
@@ -29,6 +33,8 @@ class DemoResult:
     files_written: int
     p114: BackfillSummary
     canonical: list[dict]
+    iris_messages: int
+    iris: ReplaySummary
 
 
 def write_demo_p114(directory: Path, *, units: int = 60, parties: int = 8, seed: int = 42) -> list[Path]:
@@ -43,6 +49,17 @@ def write_demo_p114(directory: Path, *, units: int = 60, parties: int = 8, seed:
     republished = default_created_at(first, "R2") + dt.timedelta(days=1)
     paths.append(write_s0142(directory, first, "R2", created_at=republished, units=population, seed=seed + 1))
     return paths
+
+
+IRIS_DAY = dt.datetime(2025, 10, 26, tzinfo=dt.timezone.utc)  # the long clock-change day
+
+
+def write_demo_iris(directory: Path, spacing_s: float = 9.0) -> int:
+    """A day of IRIS messages (FREQ every 2 minutes, FUELINST every 5, …) as an Elexon-client file drop."""
+    generator = IrisGenerator(IRIS_DAY, seed=42)
+    messages = list(generator.messages(int(86_400 / spacing_s), spacing_s=spacing_s))
+    write_file_drop(directory, messages)
+    return len(messages)
 
 
 def run_demo(wh: Warehouse, directory: str | Path = "data/demo", console: Console | None = None) -> DemoResult:
@@ -65,4 +82,7 @@ def run_demo(wh: Warehouse, directory: str | Path = "data/demo", console: Consol
         """,
         {"first": DEMO_DAYS[0], "last": DEMO_DAYS[-1]},
     )
-    return DemoResult(directory, len(files), summary, canonical)
+    iris_dir = directory / "iris_data"
+    iris_messages = write_demo_iris(iris_dir)
+    iris = replay_directory(IrisLoader(wh), iris_dir)
+    return DemoResult(directory, len(files), summary, canonical, iris_messages, iris)

@@ -1,0 +1,127 @@
+"""``run.py status``: what is in the warehouse, how fresh it is, and what needs attention.
+
+IRIS, per dataset: when the last message arrived, messages and rows loaded in the last hour,
+duplicates skipped and records quarantined in the last 24 hours, and the newest event time in the
+table. Warnings: the client secret expires within 30 days; the last IRIS message is older than the
+queue's 3-day time-to-live (messages have been lost from the queue: fill the gap from the API); no
+IRIS message for an hour (is the worker running?). P114: files loaded per run, the latest
+settlement date of each run, and recent load failures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from ingest.iris.datasets import SPECS, DatasetShape, table_name
+from ingest.iris.tables import BATCHES, QUARANTINE
+from ingest.p114.tables import LOAD_ERRORS, MANIFEST
+from warehouse.base import Warehouse
+
+QUEUE_TTL = dt.timedelta(days=3)
+SECRET_WARNING = dt.timedelta(days=30)
+SILENCE_WARNING = dt.timedelta(hours=1)
+
+
+@dataclass
+class Status:
+    now: dt.datetime
+    iris: list[dict] = field(default_factory=list)
+    p114: list[dict] = field(default_factory=list)
+    p114_errors_7d: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def collect_status(wh: Warehouse, *, secret_expires: dt.date | None = None, now: dt.datetime | None = None) -> Status:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    status = Status(now)
+    _iris(wh, status)
+    _p114(wh, status)
+    if secret_expires is not None:
+        left = secret_expires - now.date()
+        if left <= dt.timedelta(0):
+            status.warnings.append(f"the IRIS client secret expired on {secret_expires}: renew it at "
+                                   "https://bmrs.elexon.co.uk/iris and set IRIS_CLIENT_SECRET")
+        elif left <= SECRET_WARNING:
+            status.warnings.append(f"the IRIS client secret expires on {secret_expires} (in {left.days} days): "
+                                   "renew it at https://bmrs.elexon.co.uk/iris")
+    return status
+
+
+def _iris(wh: Warehouse, status: Status) -> None:
+    if wh.table_columns(BATCHES.name) is None:
+        return
+    hour, day = status.now - dt.timedelta(hours=1), status.now - dt.timedelta(days=1)
+    rows = wh.query_rows(
+        f"""
+        SELECT dataset,
+               MAX(last_enqueued_at) AS last_message,
+               SUM(CASE WHEN committed_at >= @hour THEN messages ELSE 0 END) AS messages_1h,
+               SUM(CASE WHEN committed_at >= @hour THEN inserted ELSE 0 END) AS rows_1h,
+               SUM(CASE WHEN committed_at >= @day THEN duplicate_rows + duplicate_messages ELSE 0 END) AS duplicates_24h,
+               SUM(CASE WHEN committed_at >= @day THEN quarantined ELSE 0 END) AS quarantined_24h,
+               STRING_AGG(DISTINCT source, ',') AS sources
+        FROM {wh.ref(BATCHES.name)}
+        GROUP BY dataset
+        ORDER BY dataset
+        """,
+        {"hour": hour, "day": day},
+    )
+    quarantined = {
+        r["dataset"]: r["n"]
+        for r in wh.query_rows(f"SELECT dataset, COUNT(*) AS n FROM {wh.ref(QUARANTINE.name)} GROUP BY dataset")
+    }
+    last_iris = None
+    for row in rows:
+        code = row["dataset"]
+        row["quarantined_total"] = quarantined.get(code, 0)
+        row["newest_data"] = _newest(wh, code) if code else None
+        status.iris.append(row)
+        if "iris" in (row["sources"] or "") and row["last_message"] is not None:
+            last_iris = max(last_iris or row["last_message"], row["last_message"])
+    if last_iris is not None:
+        age = status.now - last_iris
+        if age > QUEUE_TTL:
+            status.warnings.append(
+                f"the last IRIS message arrived {_age(age)} ago, longer than the queue's 3-day time-to-live: "
+                "messages have expired unread; fill the gap with python run.py backfill iris DATASET START END"
+            )
+        elif age > SILENCE_WARNING:
+            status.warnings.append(f"no IRIS message for {_age(age)}: is python run.py ingest iris running?")
+
+
+def _newest(wh: Warehouse, code: str):
+    shape = DatasetShape(code, SPECS.get(code))
+    columns = wh.table_columns(table_name(code)) or {}
+    shape.columns = dict(columns)
+    column = shape.event_time
+    if not column or column not in columns:
+        return None
+    return wh.scalar(f"SELECT MAX({column}) FROM {wh.ref(table_name(code))}")
+
+
+def _p114(wh: Warehouse, status: Status) -> None:
+    if wh.table_columns(MANIFEST.name) is None:
+        return
+    status.p114 = wh.query_rows(
+        f"""
+        SELECT settlement_run, COUNT(*) AS files, MIN(settlement_date) AS first_date,
+               MAX(settlement_date) AS latest_date, SUM(records) AS records, MAX(loaded_at) AS last_loaded
+        FROM {wh.ref(MANIFEST.name)}
+        GROUP BY settlement_run
+        """
+    )
+    order = {run: i for i, run in enumerate(("II", "SF", "R1", "R2", "R3", "RF", "DF"))}
+    status.p114.sort(key=lambda r: order.get(r["settlement_run"], 99))
+    status.p114_errors_7d = wh.scalar(
+        f"SELECT COUNT(DISTINCT file_name) FROM {wh.ref(LOAD_ERRORS.name)} WHERE failed_at >= @since",
+        {"since": status.now - dt.timedelta(days=7)},
+    ) or 0
+    if status.p114_errors_7d:
+        status.warnings.append(f"{status.p114_errors_7d} P114 file(s) failed to load in the last 7 days "
+                               f"(see {LOAD_ERRORS.name})")
+
+
+def _age(delta: dt.timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.1f} hours" if hours < 48 else f"{hours / 24:.1f} days"
