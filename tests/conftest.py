@@ -51,3 +51,14 @@ def portal(monkeypatch):
     monkeypatch.setenv("ELEXON_PORTAL_URL", fake.url)
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def insights(monkeypatch):
+    """A running local Insights API; INSIGHTS_API_URL points the real client at it."""
+    from tests.peers.insights import FakeInsights
+
+    fake = FakeInsights().start()
+    monkeypatch.setenv("INSIGHTS_API_URL", fake.url)
+    yield fake
+    fake.stop()
