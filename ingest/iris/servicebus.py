@@ -182,17 +182,19 @@ class IrisWorker:
                         self.summary.seconds = time.perf_counter() - started
                         if self.on_batch:
                             self.on_batch(self.summary)
-            except (ServiceBusError, OSError, TimeoutError) as exc:
-                failures += 1
-                self.summary.reconnects += 1
-                delay = self.backoff(_RetryState(failures))
-                log.warning("IRIS connection problem (%s: %s); reconnecting in %.1f s", type(exc).__name__, exc, delay)
-                self._stop.wait(delay)
             except WarehouseError as exc:
                 failures += 1
                 delay = self.backoff(_RetryState(failures))
                 log.error("warehouse unavailable (%s); the batch was abandoned and will be redelivered; retrying in %.1f s",
                           exc, delay)
+                self._stop.wait(delay)
+            except Exception as exc:  # noqa: BLE001 - Service Bus, network, credential: retry forever
+                failures += 1
+                self.summary.reconnects += 1
+                delay = self.backoff(_RetryState(failures))
+                level = logging.WARNING if isinstance(exc, (ServiceBusError, OSError, TimeoutError)) else logging.ERROR
+                log.log(level, "IRIS connection problem (%s: %s); reconnecting in %.1f s", type(exc).__name__, exc, delay,
+                        exc_info=level == logging.ERROR)
                 self._stop.wait(delay)
         self.summary.seconds = time.perf_counter() - started
         return self.summary
