@@ -45,11 +45,12 @@ class WarehouseError(RuntimeError):
 
 @dataclass(frozen=True)
 class Delete:
-    """Delete the rows of ``table`` where ``column`` equals ``value`` (inside an atomic write)."""
+    """Delete the rows of ``table`` where ``column`` equals ``value``, or every row when ``column``
+    is None (inside an atomic write)."""
 
     table: str
-    column: str
-    value: Any
+    column: str | None = None
+    value: Any = None
 
 
 class Warehouse(ABC):

@@ -38,12 +38,27 @@ DUCKDB_TYPES = {
 
 LOGICAL_TYPES = {v: k for k, v in DUCKDB_TYPES.items()} | {"TIMESTAMP WITH TIME ZONE": "TIMESTAMP", "INTEGER": "INT64"}
 
-_PARAM = re.compile(r"'(?:[^']|'')*'|@([A-Za-z_][A-Za-z0-9_]*)")
+# comments and string literals are matched (and left alone) before a @parameter can be
+_PARAM = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|@([A-Za-z_][A-Za-z0-9_]*)", re.DOTALL)
 
 
 def to_duckdb_params(sql: str) -> str:
     """Rewrite BigQuery-style ``@name`` parameters as DuckDB ``$name`` (string literals untouched)."""
     return _PARAM.sub(lambda m: f"${m.group(1)}" if m.group(1) else m.group(0), sql)
+
+
+def used_params(sql: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The parameters ``sql`` refers to (DuckDB rejects extra ones)."""
+    names = {m.group(1) for m in _PARAM.finditer(sql) if m.group(1)}
+    return {k: v for k, v in (params or {}).items() if k in names}
+
+
+def _normalise(table: pa.Table) -> pa.Table:
+    """DuckDB sums integers into HUGEINT (decimal(38,0) in Arrow); BigQuery gives INT64. Match it."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_decimal(f.type) and f.type.scale == 0:
+            table = table.set_column(i, f.name, table.column(i).cast(pa.int64()))
+    return table
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -125,9 +140,12 @@ class DuckDBWarehouse(Warehouse):
             con.execute("BEGIN TRANSACTION")
             try:
                 for d in deletes:
-                    con.execute(
-                        f"DELETE FROM {check_identifier(d.table)} WHERE {check_identifier(d.column)} = ?", [d.value]
-                    )
+                    if d.column is None:
+                        con.execute(f"DELETE FROM {check_identifier(d.table)}")
+                    else:
+                        con.execute(
+                            f"DELETE FROM {check_identifier(d.table)} WHERE {check_identifier(d.column)} = ?", [d.value]
+                        )
                 for batch in iter_batches(batches):
                     if batch.data.num_rows:
                         written[batch.table] = written.get(batch.table, 0) + self._insert(con, batch)
@@ -186,7 +204,7 @@ class DuckDBWarehouse(Warehouse):
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         with self._lock:
             try:
-                return self.con.sql(to_duckdb_params(sql), params=dict(params or {})).to_arrow_table()
+                return _normalise(self.con.sql(to_duckdb_params(sql), params=used_params(sql, params)).to_arrow_table())
             except AttributeError:  # a statement without a result
                 return pa.table({})
             except duckdb.Error as exc:
@@ -195,6 +213,6 @@ class DuckDBWarehouse(Warehouse):
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         with self._lock:
             try:
-                self.con.execute(to_duckdb_params(sql), dict(params or {}) or None)
+                self.con.execute(to_duckdb_params(sql), used_params(sql, params) or None)
             except duckdb.Error as exc:
                 raise WarehouseError(f"statement failed on {self.path}: {exc}") from exc

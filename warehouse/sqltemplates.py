@@ -14,6 +14,7 @@ import jinja2
 
 from core.settlement import RUN_RANK
 from warehouse.base import Warehouse
+from warehouse.dialects import DIALECTS
 from warehouse.schema import check_identifier
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -34,10 +35,15 @@ def run_rank(column: str) -> str:
 
 
 def render(template: str, wh: Warehouse, **context: Any) -> str:
-    """Render ``sql/<template>`` for warehouse ``wh``."""
+    """Render ``sql/<template>`` for warehouse ``wh``.
+
+    Templates get ``ref('table')`` (a validated, engine-qualified table name), ``run_rank(col)``
+    and ``sql``: the engine's :class:`~warehouse.dialects.Dialect` macros.
+    """
     return _env.get_template(template).render(
         ref=lambda name: wh.ref(check_identifier(name)),
         run_rank=run_rank,
         dialect=wh.dialect,
+        sql=DIALECTS[wh.dialect],
         **context,
     )

@@ -1,0 +1,103 @@
+"""The few SQL constructs DuckDB and BigQuery spell differently, as template macros.
+
+Templates write everything else in the subset both engines share (no QUALIFY, no COUNTIF, no
+bare ``UNION``, ``x / NULLIF(y, 0)`` rather than SAFE_DIVIDE, STARTS_WITH for prefixes: ``LIKE 'V__%'``
+would treat ``_`` as a wildcard). Each macro returns SQL text built from identifiers and
+``@parameters`` only: values are never pasted in.
+"""
+
+from __future__ import annotations
+
+import re
+
+from warehouse.schema import check_identifier
+
+_EXPR = re.compile(r"^[A-Za-z0-9_.@() +\-*/]+$")
+
+
+def _expr(text: str) -> str:
+    """Guard: a macro argument must be a column/parameter expression, never free text."""
+    if not _EXPR.match(text):
+        raise ValueError(f"not a simple SQL expression: {text!r}")
+    return text
+
+
+class Dialect:
+    name = "generic"
+
+    def in_list(self, column: str, param: str) -> str:
+        raise NotImplementedError
+
+    def periods_in_day(self, day: str) -> str:
+        """Settlement periods (46/48/50) in the Europe/London day ``day`` (a DATE expression)."""
+        raise NotImplementedError
+
+    def date_series(self, first: str, last: str, column: str) -> str:
+        """A FROM-clause item yielding one row per date ``first``..``last`` in column ``column``."""
+        raise NotImplementedError
+
+    def seconds_between(self, start: str, end: str) -> str:
+        """Whole seconds from TIMESTAMP ``start`` to ``end``."""
+        raise NotImplementedError
+
+    def add_days(self, day: str, days: str) -> str:
+        """DATE ``day`` plus ``days`` days, as a DATE."""
+        raise NotImplementedError
+
+    def utc_date(self, ts: str) -> str:
+        """The UTC calendar date of TIMESTAMP ``ts``."""
+        return f"CAST({_expr(ts)} AS DATE)"
+
+    def number_table(self, last: int, column: str = "n") -> str:
+        """A subquery with integers 1..``last`` (portable: a chain of UNION ALL)."""
+        check_identifier(column)
+        return "(" + " UNION ALL ".join(f"SELECT {i} AS {column}" for i in range(1, last + 1)) + ")"
+
+
+class DuckDBDialect(Dialect):
+    name = "duckdb"
+
+    def in_list(self, column: str, param: str) -> str:
+        return f"{_expr(column)} IN (SELECT unnest(@{check_identifier(param)}))"
+
+    def periods_in_day(self, day: str) -> str:
+        d = _expr(day)
+        return (f"CAST((epoch(timezone('Europe/London', CAST(CAST({d} AS DATE) + 1 AS TIMESTAMP))) "
+                f"- epoch(timezone('Europe/London', CAST(CAST({d} AS DATE) AS TIMESTAMP)))) / 1800 AS BIGINT)")
+
+    def date_series(self, first: str, last: str, column: str) -> str:
+        check_identifier(column)
+        return (f"(SELECT CAST(unnest(generate_series(CAST({_expr(first)} AS TIMESTAMP), "
+                f"CAST({_expr(last)} AS TIMESTAMP), INTERVAL 1 DAY)) AS DATE) AS {column})")
+
+    def seconds_between(self, start: str, end: str) -> str:
+        # floor each side, as BigQuery's UNIX_SECONDS does
+        return f"(CAST(floor(epoch({_expr(end)})) AS BIGINT) - CAST(floor(epoch({_expr(start)})) AS BIGINT))"
+
+    def add_days(self, day: str, days: str) -> str:
+        return f"CAST(CAST({_expr(day)} AS DATE) + CAST({_expr(days)} AS INTEGER) AS DATE)"
+
+
+class BigQueryDialect(Dialect):
+    name = "bigquery"
+
+    def in_list(self, column: str, param: str) -> str:
+        return f"{_expr(column)} IN UNNEST(@{check_identifier(param)})"
+
+    def periods_in_day(self, day: str) -> str:
+        d = _expr(day)
+        return (f"DIV(TIMESTAMP_DIFF(TIMESTAMP(DATE_ADD({d}, INTERVAL 1 DAY), 'Europe/London'), "
+                f"TIMESTAMP({d}, 'Europe/London'), MINUTE), 30)")
+
+    def date_series(self, first: str, last: str, column: str) -> str:
+        check_identifier(column)
+        return f"UNNEST(GENERATE_DATE_ARRAY({_expr(first)}, {_expr(last)})) AS {column}"
+
+    def seconds_between(self, start: str, end: str) -> str:
+        return f"(UNIX_SECONDS({_expr(end)}) - UNIX_SECONDS({_expr(start)}))"
+
+    def add_days(self, day: str, days: str) -> str:
+        return f"DATE_ADD({_expr(day)}, INTERVAL {_expr(days)} DAY)"
+
+
+DIALECTS = {"duckdb": DuckDBDialect(), "bigquery": BigQueryDialect()}
