@@ -1,0 +1,1 @@
+"""Reporting: templated SQL reports (sql/reports), dashboards (sheets_templates) and their targets."""

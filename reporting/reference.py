@@ -1,0 +1,88 @@
+"""Reference data the reports need: Elexon's BM unit list and the configured VLP units.
+
+``python run.py reference bmunits`` loads ``/reference/bmunits/all`` from the Insights API into
+``bmu_reference`` (replacing the previous copy in one transaction). A unit is a **secondary BM
+unit** (registered by a Virtual Lead Party) when Elexon's id starts ``V__`` (Elexon: "Secondary BM
+Units (V_ Secondary BM Units)") or its ``bmUnitType`` is ``V``. Reports join these ids to P114
+rows exactly, never by stripping prefixes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import orjson
+import pyarrow as pa
+
+from ingest.iris.api import InsightsClient, InsightsError
+from warehouse.base import Delete, Warehouse
+from warehouse.schema import Column, Table
+
+log = logging.getLogger(__name__)
+
+BMU_REFERENCE = Table(
+    "bmu_reference",
+    (
+        Column("elexon_bm_unit", "STRING", "the id used in settlement (P114 bm_unit_id), e.g. V__AFLEX001"),
+        Column("national_grid_bm_unit", "STRING"),
+        Column("eic", "STRING"),
+        Column("fuel_type", "STRING"),
+        Column("lead_party_name", "STRING"),
+        Column("bm_unit_type", "STRING"),
+        Column("fpn_flag", "BOOL"),
+        Column("is_secondary", "BOOL", "a secondary (VLP/AMVLP) BM unit"),
+        Column("loaded_at", "TIMESTAMP"),
+    ),
+    "Elexon's current BM unit list (Insights API /reference/bmunits/all)",
+)
+CONFIG_VLP_UNITS = Table(
+    "config_vlp_units",
+    (Column("bm_unit_id", "STRING", "exact settlement id"),),
+    "VLP units named in the settings, in addition to the reference data (rewritten before each report run)",
+)
+SECONDARY_TYPES = ("V",)
+
+
+def is_secondary(elexon_id: str | None, unit_type: str | None) -> bool:
+    return bool(elexon_id and elexon_id.startswith("V__")) or (unit_type or "").upper() in SECONDARY_TYPES
+
+
+def load_bmunits(wh: Warehouse, client: InsightsClient | None = None, body: bytes | None = None) -> int:
+    """Replace ``bmu_reference`` with Elexon's current BM unit list; return the number of units."""
+    if body is None:
+        client = client or InsightsClient()
+        response = client.session.get(client.base_url + "/reference/bmunits/all", timeout=client.timeout)
+        if response.status_code != 200:
+            raise InsightsError(f"/reference/bmunits/all: HTTP {response.status_code}: {response.text[:300]}")
+        body = response.content
+    rows = orjson.loads(body)
+    if isinstance(rows, dict):
+        rows = rows.get("data", [])
+    now = dt.datetime.now(dt.timezone.utc)
+    table = pa.Table.from_pylist([
+        {
+            "elexon_bm_unit": r.get("elexonBmUnit"),
+            "national_grid_bm_unit": r.get("nationalGridBmUnit"),
+            "eic": r.get("eic"),
+            "fuel_type": r.get("fuelType"),
+            "lead_party_name": r.get("leadPartyName"),
+            "bm_unit_type": r.get("bmUnitType"),
+            "fpn_flag": r.get("fpnFlag"),
+            "is_secondary": is_secondary(r.get("elexonBmUnit"), r.get("bmUnitType")),
+            "loaded_at": now,
+        }
+        for r in rows
+    ])
+    wh.ensure_tables([BMU_REFERENCE])
+    wh.write({BMU_REFERENCE.name: BMU_REFERENCE.conform(table)}, deletes=[Delete(BMU_REFERENCE.name)])
+    secondary = sum(1 for r in table.column("is_secondary").to_pylist() if r)
+    log.info("loaded %d BM units (%d secondary) into %s", table.num_rows, secondary, BMU_REFERENCE.name)
+    return table.num_rows
+
+
+def sync_configured_vlp_units(wh: Warehouse, units: list[str]) -> None:
+    """Make ``config_vlp_units`` hold exactly ``units`` (exact settlement ids)."""
+    wh.ensure_tables([CONFIG_VLP_UNITS])
+    data = pa.table({"bm_unit_id": pa.array(sorted(set(u.strip() for u in units if u.strip())), pa.string())})
+    wh.write({CONFIG_VLP_UNITS.name: data}, deletes=[Delete(CONFIG_VLP_UNITS.name)])

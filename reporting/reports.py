@@ -1,0 +1,268 @@
+"""The reports: which SQL templates make them, their parameters and defaults, and how to run them.
+
+Each report is one or more *sections*, each one template under ``sql/reports``. Values (dates,
+thresholds, the as-of time) travel as ``@`` query parameters; templates receive structure only
+(which tables exist). ``run_report`` returns Arrow tables plus the report's definition text and
+any warnings, ready for the CLI, a workbook or Google Sheets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from core.settlement import RUN_PRECEDENCE, RUN_RANK
+from ingest.iris.datasets import SPECS, table_name
+from ingest.iris.tables import ensure_iris_schema
+from ingest.p114.tables import MANIFEST, ensure_p114_schema
+from reporting.reference import BMU_REFERENCE, CONFIG_VLP_UNITS, sync_configured_vlp_units
+from reporting.settlement_calendar import DEFAULT_DUE_WORKING_DAYS, due_date
+from warehouse.base import Warehouse
+from warehouse.sqltemplates import render
+
+log = logging.getLogger(__name__)
+
+
+class ReportError(ValueError):
+    """A report that cannot run as asked (unknown name, bad window)."""
+
+
+@dataclass
+class ReportOptions:
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    min_mwh: float = 1.0
+    threshold: float = 0.5
+    as_of: dt.datetime | None = None
+    vlp_units: list[str] = field(default_factory=list)
+    run_due_working_days: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_DUE_WORKING_DAYS))
+    today: dt.date | None = None
+
+
+@dataclass
+class ReportResult:
+    name: str
+    title: str
+    definition: str
+    params: dict[str, Any]
+    sections: dict[str, pa.Table]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    template: str
+    title: str
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    name: str
+    title: str
+    definition: str
+    sections: tuple[Section, ...]
+    prepare: Callable[[Warehouse, ReportOptions, list[str]], dict[str, Any]]
+
+
+def ensure_reporting_schema(wh: Warehouse, vlp_units: list[str] | None = None) -> None:
+    """Tables and views every report relies on (idempotent); writes the configured VLP list."""
+    ensure_p114_schema(wh)
+    ensure_iris_schema(wh)
+    wh.ensure_tables([BMU_REFERENCE, CONFIG_VLP_UNITS])
+    if vlp_units is not None:
+        sync_configured_vlp_units(wh, vlp_units)
+    for view in ("vlp_bm_units", "mart_vlp_revenue_p114"):
+        wh.execute(render(f"views/{view}.sql.j2", wh))
+
+
+# ---------------------------------------------------------------------------------------- windows
+def _latest_settlement_date(wh: Warehouse) -> dt.date | None:
+    return wh.scalar(f"SELECT MAX(settlement_date) FROM {wh.ref(MANIFEST.name)}")
+
+
+def _settlement_window(wh: Warehouse, o: ReportOptions, days: int) -> tuple[dt.date, dt.date]:
+    latest = o.date_to or _latest_settlement_date(wh) or (o.today or dt.date.today())
+    first = o.date_from or latest - dt.timedelta(days=days - 1)
+    if first > latest:
+        raise ReportError(f"--from {first} is after --to {latest}")
+    return first, latest
+
+
+def _existing_iris_tables(wh: Warehouse) -> dict[str, str]:
+    found = {}
+    for code in SPECS:
+        name = table_name(code)
+        if wh.table_columns(name) is not None:
+            found[code] = name
+    return found
+
+
+# ---------------------------------------------------------------------------------------- reports
+def _prepare_vlp(wh: Warehouse, o: ReportOptions, warnings: list[str]) -> dict[str, Any]:
+    first, last = _settlement_window(wh, o, 7)
+    if not wh.scalar(f"SELECT COUNT(*) FROM {wh.ref(BMU_REFERENCE.name)}"):
+        warnings.append("no BM unit reference data is loaded (python run.py reference bmunits): VLP units are "
+                        "taken as the BM unit ids beginning V__" + (" plus the configured list" if o.vlp_units else ""))
+    else:
+        unknown = wh.query_rows(
+            "SELECT DISTINCT bm_unit_id FROM " + wh.ref("p114_bp7_canonical")
+            + " WHERE settlement_date BETWEEN @date_from AND @date_to AND STARTS_WITH(bm_unit_id, 'V__') "
+            "AND bm_unit_id NOT IN (SELECT bm_unit_id FROM " + wh.ref("vlp_bm_units") + ") ORDER BY bm_unit_id",
+            {"date_from": first, "date_to": last},
+        )
+        if unknown:
+            ids = ", ".join(r["bm_unit_id"] for r in unknown[:10]) + (" …" if len(unknown) > 10 else "")
+            warnings.append(f"{len(unknown)} V__ unit(s) in the settlement data are not in the reference data and "
+                            f"were left out (add them to the configured VLP units if they are VLP units): {ids}")
+    return {"date_from": first, "date_to": last}
+
+
+def _prepare_completeness(wh: Warehouse, o: ReportOptions, warnings: list[str]) -> dict[str, Any]:
+    first, last = _settlement_window(wh, o, 30)
+    time_from = dt.datetime.combine(first, dt.time(), tzinfo=dt.timezone.utc)
+    time_to = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
+    return {"date_from": first, "date_to": last, "time_from": time_from, "time_to": time_to}
+
+
+def _prepare_self_balancing(wh: Warehouse, o: ReportOptions, warnings: list[str]) -> dict[str, Any]:
+    first, last = _settlement_window(wh, o, 30)
+    if not 0 <= o.threshold <= 1:
+        raise ReportError(f"--threshold must be between 0 and 1, got {o.threshold}")
+    return {"date_from": first, "date_to": last, "min_mwh": float(o.min_mwh), "threshold": float(o.threshold)}
+
+
+def _prepare_live(wh: Warehouse, o: ReportOptions, warnings: list[str]) -> dict[str, Any]:
+    tables = _existing_iris_tables(wh)
+    as_of = o.as_of
+    if as_of is None:
+        as_of = wh.scalar(f"SELECT MAX(measurement_time) FROM {wh.ref(tables['FREQ'])}") if "FREQ" in tables else None
+        as_of = as_of or dt.datetime.now(dt.timezone.utc)
+    age = dt.datetime.now(dt.timezone.utc) - as_of
+    if age > dt.timedelta(minutes=15):
+        warnings.append(f"live grid data is {age.total_seconds() / 3600:.1f} hours old (latest frequency reading "
+                        f"{as_of:%Y-%m-%d %H:%M} UTC)")
+    return {"as_of": as_of, "hour_before": as_of - dt.timedelta(hours=1)}
+
+
+REPORTS: dict[str, ReportSpec] = {
+    spec.name: spec
+    for spec in [
+        ReportSpec(
+            "vlp_revenue",
+            "VLP revenue (settled, P114)",
+            "Balancing Mechanism revenue of VLP (secondary) BM units per settlement date, from the most "
+            "authoritative settlement run loaded (DF > RF > R3 > R2 > R1 > SF > II). BM cashflow = sum of the "
+            "unit's BO4 bid and offer cashflows; net BM revenue = BM cashflow - non-delivery charge (BP7 field 3). "
+            "Accepted bid volumes are negative, offer volumes positive. Units: Elexon reference data (secondary "
+            "units) plus the configured list, matched on exact ids. Imbalance, compensation and non-BM revenues "
+            "are not included.",
+            (Section("by_unit", "reports/vlp_revenue.sql.j2", "VLP revenue per unit and day, with daily totals"),),
+            _prepare_vlp,
+        ),
+        ReportSpec(
+            "completeness",
+            "Data completeness",
+            "P114: per settlement date, the settlement periods expected (46, 48 or 50: half hours between "
+            "Europe/London midnights), the runs loaded, the canonical run, and for it the BM units and the periods "
+            "with no data; overdue runs are runs due by the working-day timetable (England & Wales bank holidays) "
+            "and not yet superseded. IRIS: per dataset with a regular cadence and UTC day, rows, distinct event "
+            "times against the cadence, gaps longer than the cadence and the last arrival.",
+            (Section("p114", "reports/completeness_p114.sql.j2", "P114 settlement data"),
+             Section("iris", "reports/completeness_iris.sql.j2", "IRIS datasets")),
+            _prepare_completeness,
+        ),
+        ReportSpec(
+            "self_balancing",
+            "Self-balancing vs system-directed activity",
+            "Per BM unit over the window, from the canonical P114 run: metered volume = sum of |metered volume| "
+            "over its periods (BP7); system-directed volume = sum of |accepted bid| + |accepted offer| volumes "
+            "(BO4, the same settlement data, so no cross-source id join); self-balancing volume = metered volume "
+            "- min(directed, metered); share = self-balancing / metered. A unit below the minimum metered volume "
+            "is 'below minimum'; otherwise 'self-balancing' when its share is at least the threshold, else "
+            "'system-directed'. The summary covers units at or above the minimum.",
+            (Section("units", "reports/self_balancing.sql.j2", "Per BM unit"),
+             Section("summary", "reports/self_balancing_summary.sql.j2", "Market-wide")),
+            _prepare_self_balancing,
+        ),
+        ReportSpec(
+            "live_grid",
+            "Live grid",
+            "From IRIS data at the as-of time (the latest frequency reading unless given): the latest frequency "
+            "and the last hour of readings; the generation mix of the latest FUELINST publication "
+            "(generation excludes interconnectors); bid-offer acceptances in the last hour; total MEL and MIL "
+            "(each unit's latest submission covering the as-of time, interpolated); active REMIT outages "
+            "(latest revision, event covering the as-of time).",
+            (Section("headline", "reports/live_grid_headline.sql.j2", "Now"),
+             Section("frequency", "reports/live_grid_frequency.sql.j2", "Frequency, last hour"),
+             Section("fuel_mix", "reports/live_grid_fuel_mix.sql.j2", "Generation mix"),
+             Section("outages", "reports/live_grid_outages.sql.j2", "Active outages")),
+            _prepare_live,
+        ),
+    ]
+}
+
+
+def run_report(wh: Warehouse, name: str, options: ReportOptions | None = None, *, ensure: bool = True) -> ReportResult:
+    """Run report ``name`` and return its sections as Arrow tables."""
+    spec = REPORTS.get(name)
+    if spec is None:
+        raise ReportError(f"unknown report {name!r}; reports: {', '.join(sorted(REPORTS))}")
+    options = options or ReportOptions()
+    if ensure:
+        ensure_reporting_schema(wh, options.vlp_units)
+    warnings: list[str] = []
+    params = spec.prepare(wh, options, warnings)
+    iris_tables = _existing_iris_tables(wh)
+    sections: dict[str, pa.Table] = {}
+    for section in spec.sections:
+        context = {"tables": _TableMap(iris_tables)}
+        if section.name == "iris":
+            datasets = [
+                {"code": code, "table": iris_tables[code], "column": SPECS[code].event_time,
+                 "cadence_s": int(SPECS[code].cadence.total_seconds())}
+                for code in sorted(iris_tables) if SPECS[code].cadence
+            ]
+            if not datasets:
+                sections[section.name] = pa.table({"dataset": pa.array([], pa.string())})
+                continue
+            context["datasets"] = datasets
+        needs = {"live_grid_frequency": "FREQ", "live_grid_fuel_mix": "FUELINST", "live_grid_outages": "REMIT"}
+        needed = needs.get(section.template.rsplit("/", 1)[-1].removesuffix(".sql.j2"))
+        if needed and needed not in iris_tables:
+            sections[section.name] = pa.table({})
+            warnings.append(f"no {needed} data loaded: section '{section.title}' is empty")
+            continue
+        sql = render(section.template, wh, **context)
+        sections[section.name] = wh.query(sql, params)
+    if name == "completeness":
+        sections["p114"] = _add_overdue_runs(sections["p114"], options)
+    for warning in warnings:
+        log.warning("%s: %s", name, warning)
+    return ReportResult(spec.name, spec.title, spec.definition, params, sections, warnings)
+
+
+class _TableMap(dict):
+    """``tables.FREQ`` in templates: the table of a dataset, or '' when it is not loaded."""
+
+    def __getattr__(self, code: str) -> str:
+        return self.get(code, "")
+
+
+def _add_overdue_runs(table: pa.Table, options: ReportOptions) -> pa.Table:
+    """Runs due by the working-day timetable that are neither loaded nor superseded by a later run."""
+    today = options.today or dt.date.today()
+    overdue = []
+    for row in table.select(["settlement_date", "runs_loaded"]).to_pylist():
+        loaded = [r for r in (row["runs_loaded"] or "").split(",") if r]
+        best = max((RUN_RANK[r] for r in loaded), default=0)
+        offsets = options.run_due_working_days
+        due = [run for run in RUN_PRECEDENCE
+               if run in offsets and RUN_RANK[run] > best and due_date(row["settlement_date"], run, offsets) < today]
+        overdue.append(",".join(due))
+    return table.append_column("overdue_runs", pa.array(overdue, pa.string()))
