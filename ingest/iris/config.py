@@ -27,6 +27,9 @@ from azure.servicebus import ServiceBusClient
 from core.logs import register_secret
 
 ELEXON_TENANT = "4203b7a0-7773-4de5-b830-8b263a20426e"
+# settings.toml [iris] keys → the Elexon client's settings.json keys
+_TOML_KEYS = {"queue_name": "QueueName", "client_id": "ClientId", "client_secret": "Secret", "tenant_id": "TenantId",
+              "namespace": "ServiceBusNamespace", "secret_expires": "SecretExpires", "connection_string": "ConnectionString"}
 DEFAULT_NAMESPACE = "elexon-insights-iris"
 
 
@@ -46,8 +49,10 @@ class IrisSettings:
 
     @classmethod
     def load(cls, *, connection_string: str | None = None, queue_name: str | None = None,
-             settings_file: str | Path | None = None, environ: dict | None = None) -> "IrisSettings":
-        """Arguments first, then ``IRIS_*`` environment variables, then an Elexon-client settings.json."""
+             settings_file: str | Path | None = None, environ: dict | None = None,
+             configured: dict | None = None) -> "IrisSettings":
+        """Arguments first, then ``IRIS_*`` environment variables, then an Elexon-client settings.json,
+        then the ``[iris]`` section of settings.toml (``configured``)."""
         env = os.environ if environ is None else environ
         file: dict = {}
         if settings_file:
@@ -55,9 +60,10 @@ class IrisSettings:
                 file = json.loads(Path(settings_file).read_text())
             except (OSError, ValueError) as exc:
                 raise IrisConfigError(f"cannot read IRIS settings file {settings_file}: {exc}") from None
+        toml = {_TOML_KEYS.get(k, k): v for k, v in (configured or {}).items()}
 
         def pick(env_name: str, file_key: str) -> str | None:
-            value = env.get(env_name) or file.get(file_key)
+            value = env.get(env_name) or file.get(file_key) or toml.get(file_key)
             return str(value).strip() if value else None
 
         conn = connection_string or pick("IRIS_CONNECTION_STRING", "ConnectionString")

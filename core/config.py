@@ -1,0 +1,180 @@
+"""Settings: one TOML file (``settings.toml``, kept out of git) plus environment variables.
+
+Where a value comes from, first match wins: a command-line option, an environment variable, the
+settings file, the default. The file is ``--settings PATH``, else ``$SETTINGS_FILE``, else
+``./settings.toml`` if it exists. Secrets (Elexon Portal key, IRIS client secret, Google
+credentials) may also come only from the environment. Every key is documented in
+``settings.example.toml``; a wrong value is reported with its section, key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.logs import register_secret
+from core.settlement import RUN_PRECEDENCE
+
+DEFAULT_SETTINGS_FILE = "settings.toml"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot work; names the file, section and key."""
+
+
+@dataclass
+class ReportingSettings:
+    vlp_units: list[str] = field(default_factory=list)
+    min_mwh: float = 1.0
+    threshold: float = 0.5
+    run_due_working_days: dict[str, int] = field(
+        default_factory=lambda: {"II": 5, "SF": 16, "R1": 35, "R2": 80, "R3": 150, "RF": 290})
+
+
+@dataclass
+class SheetsSettings:
+    spreadsheets: dict[str, str] = field(default_factory=dict)  # dashboard name -> spreadsheet id
+    credentials_file: str | None = None  # service account JSON; else Application Default Credentials
+    endpoint: str | None = None  # Sheets API base URL (tests point it at a local server)
+
+
+@dataclass
+class Settings:
+    source: str | None = None  # the settings file read, if any
+    warehouse_url: str | None = None
+    output_dir: str = "out"
+    p114: dict[str, Any] = field(default_factory=dict)
+    iris: dict[str, Any] = field(default_factory=dict)
+    reporting: ReportingSettings = field(default_factory=ReportingSettings)
+    sheets: SheetsSettings = field(default_factory=SheetsSettings)
+    schedule: dict[str, Any] = field(default_factory=dict)
+
+
+def settings_path(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if env.get("SETTINGS_FILE"):
+        return Path(env["SETTINGS_FILE"])
+    default = Path(DEFAULT_SETTINGS_FILE)
+    return default if default.exists() else None
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings file (if any), then apply environment variables."""
+    env = os.environ if environ is None else environ
+    file = settings_path(str(path) if path else None, env)
+    data: dict[str, Any] = {}
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text())
+        except FileNotFoundError:
+            raise SettingsError(f"settings file {file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{file}: not valid TOML: {exc}") from None
+    where = str(file) if file else "environment"
+    s = Settings(source=str(file) if file else None)
+    known = {"warehouse", "output", "p114", "iris", "reporting", "sheets", "schedule"}
+    for section in data:
+        if section not in known:
+            raise SettingsError(f"{where}: unknown section [{section}]; known: {', '.join(sorted(known))}")
+
+    warehouse = _section(data, "warehouse", where, {"url"})
+    s.warehouse_url = env.get("WAREHOUSE_URL") or _str(warehouse, "url", where, "warehouse")
+    output = _section(data, "output", where, {"dir"})
+    s.output_dir = env.get("OUTPUT_DIR") or _str(output, "dir", where, "output") or "out"
+    s.p114 = _section(data, "p114", where, {"cache_dir", "portal_url", "runs"})
+    s.iris = _section(data, "iris", where, {"queue_name", "client_id", "client_secret", "tenant_id", "namespace",
+                                             "secret_expires", "batch_size"})
+    if "secret_expires" in s.iris:
+        s.iris["secret_expires"] = _date(s.iris["secret_expires"], where, "iris", "secret_expires")
+    register_secret(s.iris.get("client_secret"))
+
+    r = _section(data, "reporting", where, {"vlp_units", "min_mwh", "threshold", "run_due_working_days"})
+    rep = ReportingSettings()
+    if "vlp_units" in r:
+        if not isinstance(r["vlp_units"], list) or not all(isinstance(u, str) for u in r["vlp_units"]):
+            raise SettingsError(f"{where}: [reporting] vlp_units must be a list of BM unit ids (strings)")
+        rep.vlp_units = list(r["vlp_units"])
+    if env.get("VLP_UNITS"):
+        rep.vlp_units = [u.strip() for u in env["VLP_UNITS"].split(",") if u.strip()]
+    rep.min_mwh = _number(r, "min_mwh", where, "reporting", rep.min_mwh, minimum=0)
+    rep.threshold = _number(r, "threshold", where, "reporting", rep.threshold, minimum=0, maximum=1)
+    if "run_due_working_days" in r:
+        offsets = r["run_due_working_days"]
+        if not isinstance(offsets, dict):
+            raise SettingsError(f"{where}: [reporting] run_due_working_days must be a table like {{ II = 5, SF = 16 }}")
+        for run, days in offsets.items():
+            if run not in RUN_PRECEDENCE:
+                raise SettingsError(f"{where}: [reporting] run_due_working_days has unknown run {run!r}; "
+                                    f"runs: {', '.join(RUN_PRECEDENCE)}")
+            if not isinstance(days, int) or days < 0:
+                raise SettingsError(f"{where}: [reporting] run_due_working_days.{run} must be a whole number of "
+                                    f"working days, got {days!r}")
+        rep.run_due_working_days = dict(offsets)
+    s.reporting = rep
+
+    sh = _section(data, "sheets", where, {"spreadsheets", "credentials_file", "endpoint"})
+    sheets = SheetsSettings()
+    spreadsheets = sh.get("spreadsheets", {})
+    if not isinstance(spreadsheets, dict) or not all(isinstance(v, str) for v in spreadsheets.values()):
+        raise SettingsError(f"{where}: [sheets] spreadsheets must map dashboard names to spreadsheet ids")
+    sheets.spreadsheets = dict(spreadsheets)
+    for key, value in env.items():
+        if key == "SHEETS_SPREADSHEET_ID" and value:
+            sheets.spreadsheets["main"] = value
+        elif key.startswith("SHEETS_SPREADSHEET_ID_") and value:
+            sheets.spreadsheets[key.removeprefix("SHEETS_SPREADSHEET_ID_").lower()] = value
+    sheets.credentials_file = (env.get("GOOGLE_APPLICATION_CREDENTIALS")
+                               or _str(sh, "credentials_file", where, "sheets"))
+    if sheets.credentials_file and not Path(sheets.credentials_file).expanduser().exists():
+        raise SettingsError(f"{where}: the Google credentials file {sheets.credentials_file} does not exist "
+                            "([sheets] credentials_file or GOOGLE_APPLICATION_CREDENTIALS)")
+    sheets.endpoint = env.get("SHEETS_API_ENDPOINT") or _str(sh, "endpoint", where, "sheets")
+    s.sheets = sheets
+    s.schedule = _section(data, "schedule", where, None)
+    return s
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _section(data: dict, name: str, where: str, keys: set[str] | None) -> dict:
+    section = data.get(name, {})
+    if not isinstance(section, dict):
+        raise SettingsError(f"{where}: [{name}] must be a table")
+    if keys is not None:
+        for key in section:
+            if key not in keys:
+                raise SettingsError(f"{where}: unknown key {key!r} in [{name}]; known: {', '.join(sorted(keys))}")
+    return dict(section)
+
+
+def _str(section: dict, key: str, where: str, name: str) -> str | None:
+    value = section.get(key)
+    if value is not None and not isinstance(value, str):
+        raise SettingsError(f"{where}: [{name}] {key} must be a string, got {value!r}")
+    return value
+
+
+def _number(section: dict, key: str, where: str, name: str, default: float, minimum: float | None = None,
+            maximum: float | None = None) -> float:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SettingsError(f"{where}: [{name}] {key} must be a number, got {value!r}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise SettingsError(f"{where}: [{name}] {key} must be {bounds}, got {value}")
+    return float(value)
+
+
+def _date(value: Any, where: str, name: str, key: str) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise SettingsError(f"{where}: [{name}] {key} must be a date YYYY-MM-DD, got {value!r}") from None
