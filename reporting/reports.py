@@ -162,7 +162,8 @@ REPORTS: dict[str, ReportSpec] = {
             "Accepted bid volumes are negative, offer volumes positive. Units: Elexon reference data (secondary "
             "units) plus the configured list, matched on exact ids. Imbalance, compensation and non-BM revenues "
             "are not included.",
-            (Section("by_unit", "reports/vlp_revenue.sql.j2", "VLP revenue per unit and day, with daily totals"),),
+            (Section("by_unit", "reports/vlp_revenue.sql.j2", "VLP revenue per unit and day, with daily totals"),
+             Section("daily", "reports/vlp_revenue_daily.sql.j2", "VLP revenue per day")),
             _prepare_vlp,
         ),
         ReportSpec(
