@@ -62,3 +62,17 @@ def insights(monkeypatch):
     monkeypatch.setenv("INSIGHTS_API_URL", fake.url)
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def sheets(monkeypatch):
+    """A running local Google Sheets API with spreadsheet 'sheet-1'; the Sheets endpoint points at it."""
+    from tests.peers.sheets import FakeSheets
+
+    fake = FakeSheets().start()
+    fake.create("sheet-1", tabs={"Sheet1": (1000, 26)})
+    monkeypatch.setenv("SHEETS_API_ENDPOINT", fake.url)
+    monkeypatch.setenv("SHEETS_SPREADSHEET_ID", "sheet-1")
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    yield fake
+    fake.stop()

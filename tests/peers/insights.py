@@ -70,6 +70,12 @@ class FakeInsights:
 
     def __init__(self, max_window: dict[str, dt.timedelta] | None = None):
         self.max_window = max_window or {}
+        self.bmunits: list[dict] = [
+            {"nationalGridBmUnit": "AFLEX001", "elexonBmUnit": "V__AFLEX001", "eic": None, "fuelType": "OTHER",
+             "leadPartyName": "VLP Co", "bmUnitType": "V", "fpnFlag": False},
+            {"nationalGridBmUnit": "DRAX-1", "elexonBmUnit": "T_DRAX-1", "eic": "48W00000DRAXX-1", "fuelType": "BIOMASS",
+             "leadPartyName": "Drax", "bmUnitType": "T", "fpnFlag": True},
+        ]
         self.failures: dict[str, list[int]] = defaultdict(list)
         self.requests: list[tuple[str, dict]] = []
         self.counts: Counter = Counter()
@@ -110,6 +116,9 @@ class FakeInsights:
             def do_GET(self) -> None:
                 url = urlparse(self.path)
                 params = {k: v[0] for k, v in parse_qs(url.query).items()}
+                if url.path == "/reference/bmunits/all":
+                    fake.counts["bmunits"] += 1
+                    return self._send(200, fake.bmunits)
                 parts = url.path.strip("/").split("/")
                 if len(parts) != 3 or parts[0] != "datasets" or parts[2] != "stream":
                     return self._send(404, {"error": "not found"})
