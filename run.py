@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from core.config import Settings, SettingsError, load_settings
 from core.logs import redact, setup_logging
 from core.settlement import RUN_PRECEDENCE, parse_run
 from warehouse import DEFAULT_URL, Warehouse, WarehouseError, connect, resolve_url
@@ -29,6 +30,7 @@ err_console = Console(stderr=True)
 @dataclass
 class State:
     warehouse_url: str
+    settings: Settings
     warehouse_explicit: bool = False  # given with --warehouse on this command line
     _wh: Warehouse | None = None
 
@@ -61,15 +63,22 @@ def _runs(value: str) -> tuple[str, ...]:
     help=f"Warehouse to use: duckdb:///file.duckdb (default {DEFAULT_URL}) or bigquery://PROJECT/DATASET. "
     "Also read from WAREHOUSE_URL.",
 )
+@click.option("--settings", "settings_file", metavar="FILE", envvar="SETTINGS_FILE",
+              help="Settings file (default ./settings.toml if present; see settings.example.toml).")
 @click.option("--log-level", default="INFO", envvar="LOG_LEVEL", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False), help="Logging detail.")
 @click.option("--log-json", is_flag=True, envvar="LOG_JSON", help="Log as JSON lines (for log shippers).")
 @click.pass_context
-def cli(ctx: click.Context, warehouse_url: str | None, log_level: str, log_json: bool) -> None:
+def cli(ctx: click.Context, warehouse_url: str | None, settings_file: str | None, log_level: str,
+        log_json: bool) -> None:
     """Elexon data (P114 settlement files, IRIS) into a warehouse, and reports out of it."""
     setup_logging(log_level, json_lines=log_json)
+    try:
+        settings = load_settings(settings_file)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
     explicit = ctx.get_parameter_source("warehouse_url") == click.core.ParameterSource.COMMANDLINE
-    state = State(resolve_url(warehouse_url), explicit)
+    state = State(resolve_url(warehouse_url or settings.warehouse_url), settings, explicit)
     ctx.obj = state
     ctx.call_on_close(state.close)
 
@@ -84,14 +93,15 @@ def demo(state: State, directory: str) -> None:
 
     Writes a week of S0142 settlement files in the real format (a 50-period clock-change day,
     several runs per date, a re-published file) and a day of IRIS messages as an Elexon-client
-    file drop, loads both through the real pipeline and prints what landed. Safe to run again. Uses its own DuckDB file under
+    file drop, loads both through the real pipeline, runs every report and writes the local
+    dashboard (out/demo/main.xlsx and main.html). Safe to run again. Uses its own DuckDB file under
     --dir, never your real warehouse, unless --warehouse is given on the command line.
     """
     from ops.demo import run_demo
 
     if not state.warehouse_explicit:
         state.warehouse_url = f"duckdb:///{directory}/warehouse.duckdb"
-    result = run_demo(state.warehouse(), directory, console=err_console)
+    result = run_demo(state.warehouse(), state.settings, directory, console=err_console)
     click.echo(f"Demo inputs: {result.files_written} S0142 files in {result.directory / 'p114'}")
     for line in result.p114.lines():
         click.echo(line)
@@ -99,7 +109,10 @@ def demo(state: State, directory: str) -> None:
     click.echo(f"Demo inputs: {result.iris_messages:,} IRIS messages in {result.directory / 'iris_data'}")
     for line in result.iris.lines():
         click.echo(line)
+    for line in result.dashboard.lines():
+        click.echo(line)
     click.echo(f"Warehouse: {state.warehouse_url}")
+    click.echo(f"Open the dashboard: {result.dashboard.where[-1]}")
     click.echo(f'Query it:  python run.py --warehouse {state.warehouse_url} query '
                '"SELECT * FROM p114_settlement_canonical LIMIT 10"')
     if result.p114.failed:
@@ -147,8 +160,8 @@ def backfill() -> None:
               help="Settlement runs to load, comma separated.")
 @click.option("--source", default="portal", show_default=True, metavar="portal|DIR",
               help="The Elexon Portal (needs ELEXON_PORTAL_KEY) or a folder of S0142 files.")
-@click.option("--cache-dir", default="data/p114/raw", show_default=True, type=click.Path(file_okay=False),
-              help="Where Portal downloads are kept.")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
+              help="Where Portal downloads are kept [settings [p114] cache_dir, else data/p114/raw].")
 @click.pass_obj
 def backfill_p114(state: State, start: dt.datetime, end: dt.datetime, runs: tuple[str, ...], source: str,
                   cache_dir: str) -> None:
@@ -159,11 +172,14 @@ def backfill_p114(state: State, start: dt.datetime, end: dt.datetime, runs: tupl
     if any file failed.
     """
     from ingest.p114.backfill import run_backfill
-    from ingest.p114.portal import PortalError
+    from ingest.p114.portal import PortalClient, PortalError
 
+    p114 = state.settings.p114
     try:
-        summary = run_backfill(state.warehouse(), start.date(), end.date(), runs=runs, source=source,
-                               cache_dir=cache_dir, console=err_console)
+        url = os.environ.get("ELEXON_PORTAL_URL") or p114.get("portal_url")
+        client = PortalClient(base_url=url) if source == "portal" else None
+        summary = run_backfill(state.warehouse(), start.date(), end.date(), runs=runs, source=source, client=client,
+                               cache_dir=cache_dir or p114.get("cache_dir", "data/p114/raw"), console=err_console)
     except (PortalError, FileNotFoundError, ValueError) as exc:
         raise click.ClickException(redact(str(exc))) from None
     for line in summary.lines():
@@ -245,10 +261,12 @@ def ingest_iris(state: State, connection_string, queue, iris_settings, from_dir,
     from ingest.iris.servicebus import IrisWorker, install_stop_signals
 
     try:
-        settings = IrisSettings.load(connection_string=connection_string, queue_name=queue, settings_file=iris_settings)
+        settings = IrisSettings.load(connection_string=connection_string, queue_name=queue, settings_file=iris_settings,
+                                     configured=state.settings.iris)
     except IrisConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    worker = IrisWorker(loader, settings, batch_size=batch_size or 500, exit_when_idle_s=idle)
+    worker = IrisWorker(loader, settings, batch_size=batch_size or int(state.settings.iris.get("batch_size", 500)),
+                        exit_when_idle_s=idle)
     install_stop_signals(worker)
     summary = worker.run()
     for line in summary.lines():
@@ -298,7 +316,7 @@ def status(state: State, fmt: str, strict: bool) -> None:
 
     expires = os.environ.get("IRIS_SECRET_EXPIRES")
     try:
-        expiry = dt.date.fromisoformat(expires) if expires else None
+        expiry = dt.date.fromisoformat(expires) if expires else state.settings.iris.get("secret_expires")
     except ValueError:
         raise click.ClickException(f"IRIS_SECRET_EXPIRES must be YYYY-MM-DD, got {expires!r}") from None
     report = collect_status(state.warehouse(), secret_expires=expiry)
@@ -323,6 +341,100 @@ def status(state: State, fmt: str, strict: bool) -> None:
             click.echo("No warnings.")
     if strict and report.warnings:
         sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------------- reports
+@cli.command()
+@click.argument("name", metavar="NAME")
+@click.option("--from", "date_from", type=DATE, help="First settlement date (default: from the data).")
+@click.option("--to", "date_to", type=DATE, help="Last settlement date (default: the latest loaded).")
+@click.option("--min-mwh", type=float, default=None, help="self_balancing: minimum metered volume [settings, 1.0].")
+@click.option("--threshold", type=float, default=None, help="self_balancing: share to count as self-balancing [0.5].")
+@click.option("--as-of", "as_of", default=None, help="live_grid: UTC time to report at (default: latest data).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.pass_obj
+def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_of, fmt: str) -> None:
+    """Run report NAME: vlp_revenue, completeness, self_balancing or live_grid.
+
+    Prints each section of the report; the table format also prints the report's definition.
+    Warnings (e.g. no BM unit reference data) go to stderr.
+    """
+    from reporting.refresh import report_options
+    from reporting.reports import ReportError, run_report
+
+    options = report_options(
+        state.settings, date_from=date_from.date() if date_from else None, date_to=date_to.date() if date_to else None,
+        min_mwh=min_mwh, threshold=threshold, as_of=_utc(as_of, end_of_day=False) if as_of else None,
+    )
+    try:
+        result = run_report(state.warehouse(), name, options)
+    except (ReportError, WarehouseError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if fmt == "json":
+        click.echo(json.dumps({"report": result.name, "params": result.params,
+                               "sections": {k: t.to_pylist() for k, t in result.sections.items()}},
+                              default=str, indent=2))
+        return
+    window = ", ".join(f"{k}={v}" for k, v in result.params.items())
+    if fmt == "table":
+        click.echo(f"{result.title} ({window})")
+    for section, table in result.sections.items():
+        if fmt == "csv":
+            if len(result.sections) > 1:
+                click.echo(f"# {section}")
+            _print_rows(table.to_pylist(), "csv")
+        else:
+            _print_rows(table.to_pylist(), "table", title=section)
+    if fmt == "table":
+        click.echo(result.definition)
+
+
+@cli.command()
+@click.option("--dashboard", default="main", show_default=True, help="Layout in sheets_templates/<NAME>.yaml.")
+@click.option("--target", type=click.Choice(["auto", "sheets", "local"]), default="auto", show_default=True,
+              help="auto: Google Sheets when a spreadsheet id and credentials are set, else the local dashboard.")
+@click.pass_obj
+def refresh(state: State, dashboard: str, target: str) -> None:
+    """Run a dashboard's reports and write it to Google Sheets or to out/<NAME>.xlsx and .html.
+
+    All values go in one values:batchUpdate and all formatting in one batchUpdate (three API
+    requests per dashboard). On failure the exit code is 1 and the previous sheet stays as it was.
+    """
+    from reporting.dashboard import TemplateError
+    from reporting.refresh import refresh as run_refresh
+    from reporting.reports import ReportError
+    from reporting.sheets import SheetsError
+
+    try:
+        result = run_refresh(state.warehouse(), state.settings, dashboard, target)
+    except (TemplateError, ReportError, SheetsError, WarehouseError) as exc:
+        raise click.ClickException(redact(str(exc))) from None
+    for line in result.lines():
+        click.echo(line)
+
+
+@cli.group()
+def reference() -> None:
+    """Load reference data the reports use."""
+
+
+@reference.command("bmunits")
+@click.pass_obj
+def reference_bmunits(state: State) -> None:
+    """Load Elexon's BM unit list (Insights API /reference/bmunits/all) into bmu_reference.
+
+    VLP revenue uses it to tell secondary (VLP) BM units apart, matching exact ids.
+    """
+    from ingest.iris.api import InsightsError
+    from reporting.reference import load_bmunits
+
+    try:
+        count = load_bmunits(state.warehouse())
+    except InsightsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Loaded {count:,} BM units into bmu_reference")
 
 
 # ---------------------------------------------------------------------------------------- query

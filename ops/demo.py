@@ -3,8 +3,9 @@
 Generates a week of S0142 files in the real format (including the 50-period clock-change day of
 26 October 2025 and several settlement runs of the same dates, one of them re-published) and a
 day of IRIS messages laid out as Elexon's client writes them (DIR/<DATASET>/<message id>), loads
-both with the same code a user runs on real data, and reads the results back. Re-running is safe:
-the inputs are generated identically and the loaders skip what they have.
+both with the same code a user runs on real data, runs every report and writes the local dashboard
+(never to a Google Sheet). Re-running is safe: the inputs are generated identically and the loaders
+skip what they have.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from ingest.iris.files import ReplaySummary, replay_directory
 from ingest.iris.generate import IrisGenerator, write_file_drop
 from ingest.iris.load import IrisLoader
 from ingest.p114.backfill import BackfillSummary, run_backfill
+from core.config import Settings
 from ingest.p114.generate import default_created_at, sample_units, write_s0142
+from reporting.refresh import RefreshResult, refresh, report_options
 from warehouse.base import Warehouse
 
 DEMO_DAYS = [dt.date(2025, 10, 22) + dt.timedelta(days=i) for i in range(7)]  # 26 Oct 2025 has 50 periods
@@ -35,6 +38,7 @@ class DemoResult:
     canonical: list[dict]
     iris_messages: int
     iris: ReplaySummary
+    dashboard: RefreshResult
 
 
 def write_demo_p114(directory: Path, *, units: int = 60, parties: int = 8, seed: int = 42) -> list[Path]:
@@ -62,8 +66,10 @@ def write_demo_iris(directory: Path, spacing_s: float = 9.0) -> int:
     return len(messages)
 
 
-def run_demo(wh: Warehouse, directory: str | Path = "data/demo", console: Console | None = None) -> DemoResult:
-    """Generate the demo inputs under ``directory`` and push them through the pipeline into ``wh``."""
+def run_demo(wh: Warehouse, settings: Settings, directory: str | Path = "data/demo",
+             console: Console | None = None, output_dir: str | Path = "out/demo") -> DemoResult:
+    """Generate the demo inputs under ``directory``, push them through the pipeline into ``wh`` and
+    write the local dashboard to ``output_dir``."""
     directory = Path(directory)
     p114_dir = directory / "p114"
     files = write_demo_p114(p114_dir)
@@ -85,4 +91,7 @@ def run_demo(wh: Warehouse, directory: str | Path = "data/demo", console: Consol
     iris_dir = directory / "iris_data"
     iris_messages = write_demo_iris(iris_dir)
     iris = replay_directory(IrisLoader(wh), iris_dir)
-    return DemoResult(directory, len(files), summary, canonical, iris_messages, iris)
+    local = Settings(output_dir=str(output_dir), reporting=settings.reporting)  # never the user's Google Sheet
+    options = report_options(local, date_from=DEMO_DAYS[0], date_to=DEMO_DAYS[-1])
+    dashboard = refresh(wh, local, "main", target="local", options=options)
+    return DemoResult(directory, len(files), summary, canonical, iris_messages, iris, dashboard)
