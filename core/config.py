@@ -44,9 +44,23 @@ class SheetsSettings:
 
 
 @dataclass
+class BigQuerySettings:
+    location: str | None = None
+    credentials_file: str | None = None  # service account JSON; else Application Default Credentials
+    api_endpoint: str | None = None  # another endpoint, anonymous credentials (an emulator)
+    maximum_bytes_billed: int | None = None
+
+    def options(self):
+        from warehouse.bigquery import BigQueryOptions
+
+        return BigQueryOptions(self.location, self.credentials_file, self.api_endpoint, self.maximum_bytes_billed)
+
+
+@dataclass
 class Settings:
     source: str | None = None  # the settings file read, if any
     warehouse_url: str | None = None
+    bigquery: BigQuerySettings = field(default_factory=BigQuerySettings)
     output_dir: str = "out"
     p114: dict[str, Any] = field(default_factory=dict)
     iris: dict[str, Any] = field(default_factory=dict)
@@ -79,13 +93,32 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
             raise SettingsError(f"{file}: not valid TOML: {exc}") from None
     where = str(file) if file else "environment"
     s = Settings(source=str(file) if file else None)
-    known = {"warehouse", "output", "p114", "iris", "reporting", "sheets", "schedule"}
+    known = {"warehouse", "bigquery", "output", "p114", "iris", "reporting", "sheets", "schedule"}
     for section in data:
         if section not in known:
             raise SettingsError(f"{where}: unknown section [{section}]; known: {', '.join(sorted(known))}")
 
     warehouse = _section(data, "warehouse", where, {"url"})
     s.warehouse_url = env.get("WAREHOUSE_URL") or _str(warehouse, "url", where, "warehouse")
+    bq = _section(data, "bigquery", where, {"location", "credentials_file", "api_endpoint", "maximum_bytes_billed"})
+    s.bigquery = BigQuerySettings(
+        location=env.get("BIGQUERY_LOCATION") or _str(bq, "location", where, "bigquery"),
+        credentials_file=(env.get("GOOGLE_APPLICATION_CREDENTIALS")
+                          or _str(bq, "credentials_file", where, "bigquery")),
+        api_endpoint=env.get("BIGQUERY_API_ENDPOINT") or _str(bq, "api_endpoint", where, "bigquery"),
+    )
+    if s.bigquery.credentials_file and not Path(s.bigquery.credentials_file).expanduser().exists():
+        raise SettingsError(f"{where}: the Google credentials file {s.bigquery.credentials_file} does not exist "
+                            "([bigquery] credentials_file or GOOGLE_APPLICATION_CREDENTIALS)")
+    limit = env.get("BIGQUERY_MAXIMUM_BYTES_BILLED") or bq.get("maximum_bytes_billed")
+    if limit is not None:
+        try:
+            s.bigquery.maximum_bytes_billed = int(limit)
+            if s.bigquery.maximum_bytes_billed <= 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise SettingsError(f"{where}: [bigquery] maximum_bytes_billed must be a positive whole number of "
+                                f"bytes, got {limit!r}") from None
     output = _section(data, "output", where, {"dir"})
     s.output_dir = env.get("OUTPUT_DIR") or _str(output, "dir", where, "output") or "out"
     s.p114 = _section(data, "p114", where, {"cache_dir", "portal_url", "runs"})

@@ -2,14 +2,18 @@
 
 ``duckdb:///relative/file.duckdb`` (default ``data/warehouse.duckdb``), ``duckdb:////absolute/file.duckdb``
 or ``duckdb:///:memory:`` (SQLAlchemy's convention);
-``bigquery://PROJECT/DATASET`` is the production backend (added with the BigQuery issue).
+``bigquery://PROJECT/DATASET`` is the production backend (see :mod:`warehouse.bigquery`).
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from warehouse.base import Delete, Warehouse, WarehouseError
+
+if TYPE_CHECKING:
+    from warehouse.bigquery import BigQueryOptions
 
 DEFAULT_URL = "duckdb:///data/warehouse.duckdb"
 
@@ -21,8 +25,9 @@ def resolve_url(url: str | None = None) -> str:
     return url or os.environ.get("WAREHOUSE_URL") or DEFAULT_URL
 
 
-def connect(url: str | None = None) -> Warehouse:
-    """Open the warehouse named by ``url`` (see :func:`resolve_url`)."""
+def connect(url: str | None = None, bigquery: "BigQueryOptions | None" = None) -> Warehouse:
+    """Open the warehouse named by ``url`` (see :func:`resolve_url`); ``bigquery`` says how to reach
+    BigQuery (location, credentials, endpoint) for a ``bigquery://`` URL."""
     url = resolve_url(url)
     scheme, sep, rest = url.partition("://")
     if not sep:
@@ -36,6 +41,9 @@ def connect(url: str | None = None) -> Warehouse:
         path = rest[1:]
         return DuckDBWarehouse(path if path == ":memory:" else os.path.expanduser(path))
     if scheme == "bigquery":
-        raise WarehouseError("the BigQuery backend is not available yet; use a duckdb:/// URL")
+        from warehouse.bigquery import BigQueryOptions, BigQueryWarehouse, parse_url
+
+        project, dataset = parse_url(url)
+        return BigQueryWarehouse(project, dataset, bigquery or BigQueryOptions())
     raise WarehouseError(f"unknown warehouse scheme {scheme!r} in {url!r}; use duckdb:// or bigquery://")
 

@@ -92,6 +92,10 @@ class Warehouse(ABC):
     def table_columns(self, table: str) -> dict[str, str] | None:
         """Column name → engine type of ``table``, or None if it does not exist."""
 
+    @abstractmethod
+    def table_names(self) -> set[str]:
+        """Names of every table and view in the warehouse."""
+
     def ref(self, name: str) -> str:
         """How SQL text refers to table ``name`` on this engine (qualified where needed)."""
         return name

@@ -8,8 +8,8 @@ process holds the lock instead of failing at once.
 
 from __future__ import annotations
 
+import json
 import logging
-import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -22,6 +22,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from warehouse.base import Batch, Batches, Delete, Warehouse, WarehouseError, iter_batches
 from warehouse.schema import Table, check_identifier
+from warehouse.sqlparams import to_duckdb_params, used_params
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +38,6 @@ DUCKDB_TYPES = {
 }
 
 LOGICAL_TYPES = {v: k for k, v in DUCKDB_TYPES.items()} | {"TIMESTAMP WITH TIME ZONE": "TIMESTAMP", "INTEGER": "INT64"}
-
-# comments and string literals are matched (and left alone) before a @parameter can be
-_PARAM = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|@([A-Za-z_][A-Za-z0-9_]*)", re.DOTALL)
-
-
-def to_duckdb_params(sql: str) -> str:
-    """Rewrite BigQuery-style ``@name`` parameters as DuckDB ``$name`` (string literals untouched)."""
-    return _PARAM.sub(lambda m: f"${m.group(1)}" if m.group(1) else m.group(0), sql)
-
-
-def used_params(sql: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The parameters ``sql`` refers to (DuckDB rejects extra ones)."""
-    names = {m.group(1) for m in _PARAM.finditer(sql) if m.group(1)}
-    return {k: v for k, v in (params or {}).items() if k in names}
-
 
 def _normalise(table: pa.Table) -> pa.Table:
     """DuckDB sums integers into HUGEINT (decimal(38,0) in Arrow); BigQuery gives INT64. Match it."""
@@ -119,18 +105,22 @@ class DuckDBWarehouse(Warehouse):
         ).fetchall()
         return {name: typ for name, typ in rows} or None
 
+    def table_names(self) -> set[str]:
+        rows = self.con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()
+        return {name for (name,) in rows}
+
     def ensure_tables(self, tables: Iterable[Table]) -> None:
         with self._lock:
             for table in tables:
                 existing = self.table_columns(table.name)
                 if existing is None:
-                    cols = ", ".join(f"{c.name} {DUCKDB_TYPES[c.type]}" for c in table.columns)
+                    cols = ", ".join(f'"{c.name}" {DUCKDB_TYPES[c.type]}' for c in table.columns)
                     self.con.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({cols})")
                     continue
                 for col in table.columns:
                     if col.name not in existing:
                         log.info("adding column %s.%s %s", table.name, col.name, col.type)
-                        self.con.execute(f"ALTER TABLE {table.name} ADD COLUMN {col.name} {DUCKDB_TYPES[col.type]}")
+                        self.con.execute(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {DUCKDB_TYPES[col.type]}')
 
     # ------------------------------------------------------------ data
     def write(self, batches: Batches, deletes: Sequence[Delete] = ()) -> dict[str, int]:
@@ -144,7 +134,7 @@ class DuckDBWarehouse(Warehouse):
                         con.execute(f"DELETE FROM {check_identifier(d.table)}")
                     else:
                         con.execute(
-                            f"DELETE FROM {check_identifier(d.table)} WHERE {check_identifier(d.column)} = ?", [d.value]
+                            f"DELETE FROM {check_identifier(d.table)} WHERE \"{check_identifier(d.column)}\" = ?", [d.value]
                         )
                 for batch in iter_batches(batches):
                     if batch.data.num_rows:
@@ -170,20 +160,20 @@ class DuckDBWarehouse(Warehouse):
         # keep the first row per key in the batch, and only keys the table does not have yet
         data = batch.data.append_column("__ord", pa.array(range(batch.data.num_rows), pa.int64()))
         key = [check_identifier(k) for k in batch.key]
-        match = " AND ".join(f"e.{k} IS NOT DISTINCT FROM b.{k}" for k in key)
+        match = " AND ".join(f'e."{k}" IS NOT DISTINCT FROM b."{k}"' for k in key)
         params: list = []
         if batch.prune:
             prune = check_identifier(batch.prune)
             low, high = pc.min_max(batch.data.column(prune)).values()
             if low.is_valid:
-                match = f"(e.{prune} BETWEEN ? AND ? OR e.{prune} IS NULL) AND {match}"
+                match = f'(e."{prune}" BETWEEN ? AND ? OR e."{prune}" IS NULL) AND {match}'
                 params = [low.as_py(), high.as_py()]
         con.register(view, data)
         try:
             return con.execute(
                 f"""INSERT INTO {table} BY NAME
                 SELECT * EXCLUDE (__ord, __first) FROM (
-                    SELECT *, row_number() OVER (PARTITION BY {", ".join(key)} ORDER BY __ord) AS __first
+                    SELECT *, row_number() OVER (PARTITION BY {", ".join(f'"{k}"' for k in key)} ORDER BY __ord) AS __first
                     FROM {view}
                 ) AS b
                 WHERE __first = 1 AND NOT EXISTS (SELECT 1 FROM {table} AS e WHERE {match})""",
@@ -197,6 +187,36 @@ class DuckDBWarehouse(Warehouse):
         if columns is None:
             return None
         return {name: LOGICAL_TYPES.get(typ, "STRING") for name, typ in columns.items()}
+
+    def plan_scans(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[str, list[str], str]]:
+        """(table, columns read, pushed-down filters) for every table scan of ``sql``'s optimised plan.
+
+        Shows which partitions and columns a query needs (what BigQuery would bill for it).
+        Late materialisation is turned off for the plan so each scan carries the query's own filters.
+        """
+        with self._lock:
+            self.con.execute("SET late_materialization_max_rows = 0")
+            try:
+                plan = self.con.execute("EXPLAIN (FORMAT JSON) " + to_duckdb_params(sql),
+                                        used_params(sql, params) or None).fetchall()
+            finally:
+                self.con.execute("RESET late_materialization_max_rows")
+        found: list[tuple[str, list[str], str]] = []
+
+        def walk(node: dict) -> None:
+            if node.get("name", "").strip() in ("SEQ_SCAN", "TABLE_SCAN"):
+                extra = node.get("extra_info", {})
+                columns = extra.get("Projections") or []
+                filters = extra.get("Filters") or ""
+                found.append((extra.get("Table", "").rsplit(".", 1)[-1],
+                              [columns] if isinstance(columns, str) else list(columns),
+                              " AND ".join(filters) if isinstance(filters, list) else filters))
+            for child in node.get("children", []):
+                walk(child)
+
+        for root in json.loads(plan[0][1]):
+            walk(root)
+        return found
 
     def in_list(self, column: str, param: str) -> str:
         return f"{check_identifier(column)} IN (SELECT unnest(@{check_identifier(param)}))"
