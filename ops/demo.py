@@ -75,13 +75,13 @@ def run_demo(wh: Warehouse, settings: Settings, directory: str | Path = "data/de
     files = write_demo_p114(p114_dir)
     summary = run_backfill(wh, DEMO_DAYS[0], DEMO_DAYS[-1], source=str(p114_dir), console=console)
     canonical = wh.query_rows(
-        """
+        f"""
         SELECT c.settlement_date, c.settlement_run, c.file_created_at,
                COUNT(DISTINCT s.settlement_period) AS periods,
                COUNT(DISTINCT s.bm_unit_id) AS bm_units,
                ROUND(SUM(s.metered_volume_mwh), 3) AS metered_volume_mwh
-        FROM p114_canonical_files AS c
-        JOIN p114_settlement_canonical AS s ON s.source_file = c.file_name
+        FROM {wh.ref("p114_canonical_files")} AS c
+        JOIN {wh.ref("p114_settlement_canonical")} AS s ON s.source_file = c.file_name
         WHERE c.settlement_date BETWEEN @first AND @last
         GROUP BY c.settlement_date, c.settlement_run, c.file_created_at
         ORDER BY c.settlement_date

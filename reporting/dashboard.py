@@ -257,20 +257,24 @@ def load_template(name: str, directory: Path = TEMPLATES_DIR) -> DashboardSpec:
 # ---------------------------------------------------------------------------------------- building
 def data_freshness(wh: Warehouse) -> str:
     parts = []
+    existing = wh.table_names()
     latest = wh.query_rows(
         f"SELECT settlement_date, settlement_run FROM {wh.ref('p114_canonical_files')} "
         "ORDER BY settlement_date DESC LIMIT 1"
-    ) if wh.table_columns(MANIFEST.name) is not None else []
+    ) if MANIFEST.name in existing else []
     if latest:
         parts.append(f"P114 settlement to {latest[0]['settlement_date']} ({latest[0]['settlement_run']})")
-    newest = None
+    # real-time datasets only (PN and MELS carry future periods), in one query; the last week's
+    # partitions first, every partition only when nothing is that recent
     now = dt.datetime.now(dt.timezone.utc)
-    for code, spec in SPECS.items():  # real-time datasets only: PN and MELS carry future periods
-        if spec.cadence and wh.table_columns(table_name(code)) is not None:
-            value = wh.scalar(f"SELECT MAX({spec.event_time}) FROM {wh.ref(table_name(code))} "
-                              f"WHERE {spec.event_time} <= @now", {"now": now})
-            if isinstance(value, dt.datetime):
-                newest = max(newest or value, value)
+    parts_sql = [f"SELECT MAX({spec.event_time}) AS t FROM {wh.ref(table_name(code))} "
+                 f"WHERE {spec.event_time} <= @now AND {spec.event_time} > @since"
+                 for code, spec in SPECS.items() if spec.cadence and table_name(code) in existing]
+    newest = None
+    if parts_sql:
+        sql = f"SELECT MAX(t) FROM ({' UNION ALL '.join(parts_sql)}) AS latest"
+        newest = (wh.scalar(sql, {"now": now, "since": now - dt.timedelta(days=7)})
+                  or wh.scalar(sql, {"now": now, "since": dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc)}))
     if newest:
         parts.append(f"IRIS to {newest:%Y-%m-%d %H:%M} UTC")
     return "Data: " + (" · ".join(parts) if parts else "none loaded yet")

@@ -95,12 +95,8 @@ def _settlement_window(wh: Warehouse, o: ReportOptions, days: int) -> tuple[dt.d
 
 
 def _existing_iris_tables(wh: Warehouse) -> dict[str, str]:
-    found = {}
-    for code in SPECS:
-        name = table_name(code)
-        if wh.table_columns(name) is not None:
-            found[code] = name
-    return found
+    existing = wh.table_names()
+    return {code: table_name(code) for code in SPECS if table_name(code) in existing}
 
 
 # ---------------------------------------------------------------------------------------- reports
@@ -141,14 +137,19 @@ def _prepare_live(wh: Warehouse, o: ReportOptions, warnings: list[str]) -> dict[
     tables = _existing_iris_tables(wh)
     as_of = o.as_of
     if as_of is None:
-        as_of = wh.scalar(f"SELECT MAX(measurement_time) FROM {wh.ref(tables['FREQ'])}") if "FREQ" in tables else None
+        latest = f"SELECT MAX(measurement_time) FROM {wh.ref(tables['FREQ'])}" if "FREQ" in tables else None
+        recent = {"since": dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=7)}
+        # the last week's partitions first; the whole table only when the data is older than that
+        as_of = (wh.scalar(latest + " WHERE measurement_time > @since", recent) or wh.scalar(latest)) if latest else None
         as_of = as_of or dt.datetime.now(dt.timezone.utc)
     age = dt.datetime.now(dt.timezone.utc) - as_of
     if age > dt.timedelta(minutes=15):
         warnings.append(f"live grid data is {age.total_seconds() / 3600:.1f} hours old (latest frequency reading "
                         f"{as_of:%Y-%m-%d %H:%M} UTC)")
-    return {"as_of": as_of, "hour_before": as_of - dt.timedelta(hours=1)}
+    return {"as_of": as_of, "hour_before": as_of - dt.timedelta(hours=1), "lookback_from": as_of - LIVE_LOOKBACK}
 
+
+LIVE_LOOKBACK = dt.timedelta(days=2)  # live_grid reads only this far back (BigQuery partitions scanned)
 
 REPORTS: dict[str, ReportSpec] = {
     spec.name: spec
@@ -198,7 +199,8 @@ REPORTS: dict[str, ReportSpec] = {
             "and the last hour of readings; the generation mix of the latest FUELINST publication "
             "(generation excludes interconnectors); bid-offer acceptances in the last hour; total MEL and MIL "
             "(each unit's latest submission covering the as-of time, interpolated); active REMIT outages "
-            "(latest revision, event covering the as-of time).",
+            "(latest revision, event covering the as-of time). Readings and submissions are looked up in the two "
+            "days before the as-of time; REMIT in full (an outage published long ago can still be active).",
             (Section("headline", "reports/live_grid_headline.sql.j2", "Now"),
              Section("frequency", "reports/live_grid_frequency.sql.j2", "Frequency, last hour"),
              Section("fuel_mix", "reports/live_grid_fuel_mix.sql.j2", "Generation mix"),
@@ -211,6 +213,33 @@ REPORTS: dict[str, ReportSpec] = {
 
 def run_report(wh: Warehouse, name: str, options: ReportOptions | None = None, *, ensure: bool = True) -> ReportResult:
     """Run report ``name`` and return its sections as Arrow tables."""
+    spec, options, params, warnings = _prepare(wh, name, options, ensure)
+    sections: dict[str, pa.Table] = {}
+    for section, sql in _section_queries(wh, spec, warnings):
+        sections[section] = sql if isinstance(sql, pa.Table) else wh.query(sql, params)
+    if name == "completeness":
+        sections["p114"] = _add_overdue_runs(sections["p114"], options)
+    for warning in warnings:
+        log.warning("%s: %s", name, warning)
+    return ReportResult(spec.name, spec.title, spec.definition, params, sections, warnings)
+
+
+def report_sql(wh: Warehouse, name: str, options: ReportOptions | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The parameters and, per section, the SQL report ``name`` would run (sections with nothing to query left out)."""
+    spec, options, params, warnings = _prepare(wh, name, options, ensure=True)
+    return params, {section: sql for section, sql in _section_queries(wh, spec, warnings) if isinstance(sql, str)}
+
+
+def dry_run_report(wh: Warehouse, name: str, options: ReportOptions | None = None) -> dict[str, int]:
+    """Bytes each section's query would scan on BigQuery (a dry run: nothing runs, nothing is billed)."""
+    dry_run = getattr(wh, "dry_run", None)
+    if dry_run is None:
+        raise ReportError(f"--dry-run needs a BigQuery warehouse (bigquery://PROJECT/DATASET); this is {wh.dialect}")
+    params, queries = report_sql(wh, name, options)
+    return {section: dry_run(sql, params) for section, sql in queries.items()}
+
+
+def _prepare(wh: Warehouse, name: str, options: ReportOptions | None, ensure: bool):
     spec = REPORTS.get(name)
     if spec is None:
         raise ReportError(f"unknown report {name!r}; reports: {', '.join(sorted(REPORTS))}")
@@ -219,8 +248,12 @@ def run_report(wh: Warehouse, name: str, options: ReportOptions | None = None, *
         ensure_reporting_schema(wh, options.vlp_units)
     warnings: list[str] = []
     params = spec.prepare(wh, options, warnings)
+    return spec, options, params, warnings
+
+
+def _section_queries(wh: Warehouse, spec: ReportSpec, warnings: list[str]):
+    """(section name, rendered SQL) per section, or an empty Arrow table where there is nothing to query."""
     iris_tables = _existing_iris_tables(wh)
-    sections: dict[str, pa.Table] = {}
     for section in spec.sections:
         context = {"tables": _TableMap(iris_tables)}
         if section.name == "iris":
@@ -230,22 +263,16 @@ def run_report(wh: Warehouse, name: str, options: ReportOptions | None = None, *
                 for code in sorted(iris_tables) if SPECS[code].cadence
             ]
             if not datasets:
-                sections[section.name] = pa.table({"dataset": pa.array([], pa.string())})
+                yield section.name, pa.table({"dataset": pa.array([], pa.string())})
                 continue
             context["datasets"] = datasets
         needs = {"live_grid_frequency": "FREQ", "live_grid_fuel_mix": "FUELINST", "live_grid_outages": "REMIT"}
         needed = needs.get(section.template.rsplit("/", 1)[-1].removesuffix(".sql.j2"))
         if needed and needed not in iris_tables:
-            sections[section.name] = pa.table({})
             warnings.append(f"no {needed} data loaded: section '{section.title}' is empty")
+            yield section.name, pa.table({})
             continue
-        sql = render(section.template, wh, **context)
-        sections[section.name] = wh.query(sql, params)
-    if name == "completeness":
-        sections["p114"] = _add_overdue_runs(sections["p114"], options)
-    for warning in warnings:
-        log.warning("%s: %s", name, warning)
-    return ReportResult(spec.name, spec.title, spec.definition, params, sections, warnings)
+        yield section.name, render(section.template, wh, **context)
 
 
 class _TableMap(dict):
