@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,39 @@ def sheets(monkeypatch):
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     yield fake
     fake.stop()
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator():
+    """local-bigquery on loopback (installed into .cache/bigquery-emulator on first use).
+
+    If it cannot be installed or started, every test that needs it fails with the reason: BigQuery
+    parity is never skipped silently. BIGQUERY_EMULATOR=skip skips them knowingly.
+    """
+    from tests.peers.bigquery.emulator import Emulator, EmulatorUnavailable
+
+    if os.environ.get("BIGQUERY_EMULATOR") == "skip":
+        pytest.skip("BIGQUERY_EMULATOR=skip: the BigQuery backend is NOT being tested")
+    try:
+        emulator = Emulator().start()
+    except EmulatorUnavailable as exc:
+        pytest.fail(f"the BigQuery emulator is unavailable, so BigQuery parity is NOT tested: {exc}\n"
+                    "(set BIGQUERY_EMULATOR=skip to skip these tests knowingly)", pytrace=False)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def bq(bigquery_emulator):
+    """A BigQuery warehouse on the emulator, in a fresh dataset."""
+    from warehouse.bigquery import BigQueryOptions, BigQueryWarehouse
+
+    dataset = f"test_{uuid.uuid4().hex[:10]}"
+    warehouse = BigQueryWarehouse(bigquery_emulator.project, dataset,
+                                  BigQueryOptions(api_endpoint=bigquery_emulator.endpoint, location="EU"))
+    yield warehouse
+    try:
+        warehouse.client.delete_dataset(f"{bigquery_emulator.project}.{dataset}", delete_contents=True,
+                                        not_found_ok=True)
+    finally:
+        warehouse.close()

@@ -17,9 +17,15 @@ from reporting.formats import SHEETS_EPOCH
 from reporting.refresh import refresh
 from reporting.sheets import SheetsError
 from run import cli
-from tests.test_reports import LONG, SHORT, fixture_wh  # noqa: F401 - fixture re-used
+from tests.test_reports import LONG, SHORT, load_fixture
 
 NOW = dt.datetime(2024, 11, 5, 9, 30, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def fixture_wh(wh, tmp_path):
+    """The report fixture in DuckDB (test_bigquery_parity compares what BigQuery writes to the Sheet)."""
+    return load_fixture(wh, tmp_path)
 
 
 def settings_for(tmp_path, **env):

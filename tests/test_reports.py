@@ -1,4 +1,5 @@
-"""Every report's SQL against fixtures whose answers are worked out by hand below.
+"""Every report's SQL against fixtures whose answers are worked out by hand below, on DuckDB and
+on BigQuery (the emulator): the same numbers must come out of both engines.
 
 Fixture (two clock-change days, several runs, a V__, a 2__, a T_ and a tiny E_ unit):
 
@@ -49,8 +50,14 @@ def units(run: str, day: dt.date) -> list[UnitSpec]:
     return result
 
 
-@pytest.fixture
-def fixture_wh(tmp_path, wh):
+@pytest.fixture(params=["duckdb", pytest.param("bigquery", marks=pytest.mark.bigquery)])
+def fixture_wh(request, tmp_path):
+    """The fixture loaded into each backend: the same hand-computed answers must come out of both."""
+    return load_fixture(request.getfixturevalue("wh" if request.param == "duckdb" else "bq"), tmp_path)
+
+
+def load_fixture(wh, tmp_path):
+    """Load the fixture described at the top of this module into ``wh``."""
     for day, run, created in [
         (SHORT, "II", dt.datetime(2024, 4, 8, 12)), (SHORT, "SF", dt.datetime(2024, 4, 26, 12)),
         (LONG, "II", dt.datetime(2024, 11, 1, 12)), (LONG, "R1", dt.datetime(2024, 12, 16, 12)),
@@ -87,7 +94,7 @@ def test_vlp_revenue_uses_the_canonical_run_and_v_units_when_no_reference_data(f
 
 def test_mart_view_has_one_row_per_unit_and_date_with_the_required_columns(fixture_wh):
     run_report(fixture_wh, "vlp_revenue", ReportOptions(date_from=SHORT, date_to=LONG))
-    mart = fixture_wh.query_rows("SELECT * FROM mart_vlp_revenue_p114 ORDER BY settlement_date")
+    mart = fixture_wh.query_rows(f"SELECT * FROM {fixture_wh.ref('mart_vlp_revenue_p114')} ORDER BY settlement_date")
     assert [m["settlement_date"] for m in mart] == [SHORT, LONG]
     required = ["settlement_date", "bm_unit_id", "lead_party_id", "settlement_run", "metered_volume_mwh",
                 "accepted_bid_volume_mwh", "accepted_offer_volume_mwh", "bm_cashflow_gbp", "non_delivery_charge_gbp",
