@@ -37,7 +37,7 @@ class State:
     def warehouse(self) -> Warehouse:
         if self._wh is None:
             try:
-                self._wh = connect(self.warehouse_url)
+                self._wh = connect(self.warehouse_url, self.settings.bigquery.options())
             except WarehouseError as exc:
                 raise click.ClickException(str(exc)) from None
         return self._wh
@@ -352,20 +352,32 @@ def status(state: State, fmt: str, strict: bool) -> None:
 @click.option("--threshold", type=float, default=None, help="self_balancing: share to count as self-balancing [0.5].")
 @click.option("--as-of", "as_of", default=None, help="live_grid: UTC time to report at (default: latest data).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--dry-run", is_flag=True, help="BigQuery: print the bytes each query would scan; run nothing.")
 @click.pass_obj
-def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_of, fmt: str) -> None:
+def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_of, fmt: str, dry_run: bool) -> None:
     """Run report NAME: vlp_revenue, completeness, self_balancing or live_grid.
 
     Prints each section of the report; the table format also prints the report's definition.
-    Warnings (e.g. no BM unit reference data) go to stderr.
+    Warnings (e.g. no BM unit reference data) go to stderr. With --dry-run (BigQuery only) nothing
+    runs: BigQuery says how many bytes each section's query would scan, which is what it bills.
     """
     from reporting.refresh import report_options
-    from reporting.reports import ReportError, run_report
+    from reporting.reports import ReportError, dry_run_report, run_report
 
     options = report_options(
         state.settings, date_from=date_from.date() if date_from else None, date_to=date_to.date() if date_to else None,
         min_mwh=min_mwh, threshold=threshold, as_of=_utc(as_of, end_of_day=False) if as_of else None,
     )
+    if dry_run:
+        try:
+            scanned = dry_run_report(state.warehouse(), name, options)
+        except (ReportError, WarehouseError) as exc:
+            raise click.ClickException(str(exc)) from None
+        for section, n in scanned.items():
+            click.echo(f"{name}.{section}: {n:,} bytes ({n / 2**30:.3f} GiB)")
+        total = sum(scanned.values())
+        click.echo(f"total: {total:,} bytes ({total / 2**30:.3f} GiB; on-demand at $6.25/TiB: ${total / 2**40 * 6.25:.4f})")
+        return
     try:
         result = run_report(state.warehouse(), name, options)
     except (ReportError, WarehouseError) as exc:
