@@ -3,7 +3,8 @@
 DuckDB lets one process at a time open a database file for writing. A command opens the file on
 first use and keeps it until :meth:`close`; long-running workers call :meth:`idle` between units of
 work so ``status``/``report`` from another terminal can get in. Opening retries while another
-process holds the lock instead of failing at once.
+process holds the lock instead of failing at once. One object may be shared by threads (the
+scheduler's jobs): every operation holds its lock, so they take turns on the one connection.
 """
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ def _normalise(table: pa.Table) -> pa.Table:
         if pa.types.is_decimal(f.type) and f.type.scale == 0:
             table = table.set_column(i, f.name, table.column(i).cast(pa.int64()))
     return table
+
+
+def _unregister(con: duckdb.DuckDBPyConnection, view: str) -> None:
+    """Drop a registered Arrow view; after a failed statement DuckDB refuses until the rollback,
+    and the original error is the one worth reporting."""
+    try:
+        con.unregister(view)
+    except duckdb.Error:
+        pass
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -98,15 +108,18 @@ class DuckDBWarehouse(Warehouse):
 
     # ------------------------------------------------------------ schema
     def table_columns(self, table: str) -> dict[str, str] | None:
-        rows = self.con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
-            [table],
-        ).fetchall()
+        with self._lock:
+            rows = self.con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+                [table],
+            ).fetchall()
         return {name: typ for name, typ in rows} or None
 
     def table_names(self) -> set[str]:
-        rows = self.con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()
+        with self._lock:
+            rows = self.con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()
         return {name for (name,) in rows}
 
     def ensure_tables(self, tables: Iterable[Table]) -> None:
@@ -156,7 +169,7 @@ class DuckDBWarehouse(Warehouse):
             try:
                 return con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}").fetchone()[0]
             finally:
-                con.unregister(view)
+                _unregister(con, view)
         # keep the first row per key in the batch, and only keys the table does not have yet
         data = batch.data.append_column("__ord", pa.array(range(batch.data.num_rows), pa.int64()))
         key = [check_identifier(k) for k in batch.key]
@@ -180,7 +193,7 @@ class DuckDBWarehouse(Warehouse):
                 params,
             ).fetchone()[0]
         finally:
-            con.unregister(view)
+            _unregister(con, view)
 
     def logical_columns(self, table: str) -> dict[str, str] | None:
         columns = self.table_columns(table)
