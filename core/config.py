@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,21 @@ class SheetsSettings:
 
 
 @dataclass
+class ScheduleSettings:
+    """What ``run.py schedule`` runs (times are Europe/London wall-clock times)."""
+
+    iris_worker: bool = True  # keep the IRIS worker running in the scheduler's process (if IRIS is configured)
+    refresh_minutes: float = 60.0  # refresh the dashboards every N minutes (0: never)
+    dashboards: list[str] = field(default_factory=lambda: ["main"])
+    p114_fetch_at: str | None = "07:30"  # daily Portal fetch of newly published S0142 files (None: off)
+    p114_lookback_days: int = 450  # settlement dates checked by the daily fetch (RF comes ~14 months later)
+    gap_fill_at: str | None = "05:15"  # daily Insights API fill of what IRIS missed (None: off)
+    gap_fill_days: int = 2  # UTC days before today that the gap fill re-reads
+    gap_fill_datasets: list[str] = field(default_factory=lambda: [
+        "FREQ", "FUELINST", "BOALF", "MELS", "MILS", "PN", "MID", "INDGEN", "INDDEM", "MELNGC", "IMBALNGC"])
+
+
+@dataclass
 class BigQuerySettings:
     location: str | None = None
     credentials_file: str | None = None  # service account JSON; else Application Default Credentials
@@ -66,7 +82,7 @@ class Settings:
     iris: dict[str, Any] = field(default_factory=dict)
     reporting: ReportingSettings = field(default_factory=ReportingSettings)
     sheets: SheetsSettings = field(default_factory=SheetsSettings)
-    schedule: dict[str, Any] = field(default_factory=dict)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
 
 
 def settings_path(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
@@ -122,6 +138,11 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
     output = _section(data, "output", where, {"dir"})
     s.output_dir = env.get("OUTPUT_DIR") or _str(output, "dir", where, "output") or "out"
     s.p114 = _section(data, "p114", where, {"cache_dir", "portal_url", "runs"})
+    if "runs" in s.p114:
+        runs = s.p114["runs"]
+        if not isinstance(runs, list) or not runs or any(r not in RUN_PRECEDENCE for r in runs):
+            raise SettingsError(f"{where}: [p114] runs must be a list of settlement runs from "
+                                f"{', '.join(RUN_PRECEDENCE)}, got {runs!r}")
     s.iris = _section(data, "iris", where, {"queue_name", "client_id", "client_secret", "tenant_id", "namespace",
                                              "secret_expires", "batch_size"})
     if "secret_expires" in s.iris:
@@ -170,8 +191,50 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
                             "([sheets] credentials_file or GOOGLE_APPLICATION_CREDENTIALS)")
     sheets.endpoint = env.get("SHEETS_API_ENDPOINT") or _str(sh, "endpoint", where, "sheets")
     s.sheets = sheets
-    s.schedule = _section(data, "schedule", where, None)
+    s.schedule = _schedule(_section(data, "schedule", where, {f.name for f in fields(ScheduleSettings)}), where)
     return s
+
+
+def _schedule(section: dict, where: str) -> ScheduleSettings:
+    from ingest.iris.datasets import SPECS
+
+    sch = ScheduleSettings()
+    if "iris_worker" in section:
+        if not isinstance(section["iris_worker"], bool):
+            raise SettingsError(f"{where}: [schedule] iris_worker must be true or false")
+        sch.iris_worker = section["iris_worker"]
+    sch.refresh_minutes = _number(section, "refresh_minutes", where, "schedule", sch.refresh_minutes, minimum=0)
+    if "dashboards" in section:
+        boards = section["dashboards"]
+        if not isinstance(boards, list) or not all(isinstance(b, str) and b for b in boards):
+            raise SettingsError(f"{where}: [schedule] dashboards must be a list of dashboard names, e.g. [\"main\"]")
+        sch.dashboards = boards
+    for key in ("p114_fetch_at", "gap_fill_at"):
+        if key in section:
+            value = section[key]
+            if value in ("", "off", False):
+                setattr(sch, key, None)
+            elif not isinstance(value, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+                raise SettingsError(f"{where}: [schedule] {key} must be a time HH:MM (Europe/London) or \"off\", "
+                                    f"got {value!r}")
+            else:
+                setattr(sch, key, value)
+    for key in ("p114_lookback_days", "gap_fill_days"):
+        value = section.get(key, getattr(sch, key))
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SettingsError(f"{where}: [schedule] {key} must be a whole number of days (at least 1), got {value!r}")
+        setattr(sch, key, value)
+    if "gap_fill_datasets" in section:
+        codes = section["gap_fill_datasets"]
+        if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+            raise SettingsError(f"{where}: [schedule] gap_fill_datasets must be a list of dataset codes")
+        unknown = [c for c in codes if c.upper() not in SPECS or SPECS[c.upper()].api is None]
+        if unknown:
+            known = ", ".join(sorted(c for c, spec in SPECS.items() if spec.api))
+            raise SettingsError(f"{where}: [schedule] gap_fill_datasets: no Insights API endpoint for "
+                                f"{', '.join(unknown)}; known: {known}")
+        sch.gap_fill_datasets = [c.upper() for c in codes]
+    return sch
 
 
 # ---------------------------------------------------------------------------------------- helpers

@@ -5,7 +5,8 @@ duplicates skipped and records quarantined in the last 24 hours, and the newest 
 table. Warnings: the client secret expires within 30 days; the last IRIS message is older than the
 queue's 3-day time-to-live (messages have been lost from the queue: fill the gap from the API); no
 IRIS message for an hour (is the worker running?). P114: files loaded per run, the latest
-settlement date of each run, and recent load failures.
+settlement date of each run, and recent load failures. Scheduler: the last run of each job, and a
+warning when it failed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from warehouse.base import Warehouse
 QUEUE_TTL = dt.timedelta(days=3)
 SECRET_WARNING = dt.timedelta(days=30)
 SILENCE_WARNING = dt.timedelta(hours=1)
+JOB_HISTORY = dt.timedelta(days=14)  # status reads the scheduler's runs of the last two weeks
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Status:
     iris: list[dict] = field(default_factory=list)
     p114: list[dict] = field(default_factory=list)
     p114_errors_7d: int = 0
+    jobs: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -37,6 +40,7 @@ def collect_status(wh: Warehouse, *, secret_expires: dt.date | None = None, now:
     status = Status(now)
     _iris(wh, status)
     _p114(wh, status)
+    _jobs(wh, status)
     if secret_expires is not None:
         left = secret_expires - now.date()
         if left <= dt.timedelta(0):
@@ -87,7 +91,8 @@ def _iris(wh: Warehouse, status: Status) -> None:
                 "messages have expired unread; fill the gap with python run.py backfill iris DATASET START END"
             )
         elif age > SILENCE_WARNING:
-            status.warnings.append(f"no IRIS message for {_age(age)}: is python run.py ingest iris running?")
+            status.warnings.append(f"no IRIS message for {_age(age)}: is the IRIS worker (python run.py schedule, "
+                                   "or python run.py ingest iris) running?")
 
 
 def _newest(wh: Warehouse, code: str):
@@ -120,6 +125,27 @@ def _p114(wh: Warehouse, status: Status) -> None:
     if status.p114_errors_7d:
         status.warnings.append(f"{status.p114_errors_7d} P114 file(s) failed to load in the last 7 days "
                                f"(see {LOAD_ERRORS.name})")
+
+
+def _jobs(wh: Warehouse, status: Status) -> None:
+    from ops.scheduler import JOB_RUNS
+
+    if wh.table_columns(JOB_RUNS.name) is None:
+        return
+    status.jobs = wh.query_rows(
+        f"""
+        SELECT job, started_at AS last_run, ROUND(seconds, 1) AS seconds, outcome, detail
+        FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY job ORDER BY started_at DESC) AS latest
+              FROM {wh.ref(JOB_RUNS.name)} WHERE started_at >= @since) AS runs
+        WHERE latest = 1
+        ORDER BY job
+        """,
+        {"since": status.now - JOB_HISTORY},
+    )
+    for job in status.jobs:
+        if job["outcome"] == "failed":
+            status.warnings.append(f"scheduled job {job['job']} failed at {job['last_run']:%Y-%m-%d %H:%M} UTC: "
+                                   f"{(job['detail'] or '')[:200]}")
 
 
 def _age(delta: dt.timedelta) -> str:
