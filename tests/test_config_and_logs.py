@@ -1,0 +1,120 @@
+"""Settings (one file + environment), ``config check``, and logs that never show a secret."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from core.config import BigQuerySettings, ScheduleSettings, SettingsError, load_settings
+from run import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "settings.example.toml"
+SECRETS = {
+    "ELEXON_PORTAL_KEY": "portal-key-SECRET-1234",
+    "IRIS_CLIENT_SECRET": "iris-client-SECRET-5678",
+}
+
+
+def test_the_example_settings_file_loads_and_documents_every_key():
+    settings = load_settings(EXAMPLE, environ={})
+    assert settings.source == str(EXAMPLE) and settings.warehouse_url == "duckdb:///data/warehouse.duckdb"
+    text = EXAMPLE.read_text()
+    for section, cls in (("schedule", ScheduleSettings), ("bigquery", BigQuerySettings)):
+        assert f"[{section}]" in text
+        for f in dataclasses.fields(cls):
+            assert re.search(rf"^#? ?{f.name} =", text, re.MULTILINE), f"[{section}] {f.name} is not documented"
+    for key in ("vlp_units", "min_mwh", "threshold", "run_due_working_days", "queue_name", "client_id",
+                "secret_expires", "batch_size", "cache_dir", "portal_url", "runs", "credentials_file", "endpoint"):
+        assert re.search(rf"^#? ?{key} =", text, re.MULTILINE), f"{key} is not documented"
+
+
+@pytest.mark.parametrize("toml, message", [
+    ("[schedule]\nrefresh_minutes = 'often'\n", "[schedule] refresh_minutes must be a number"),
+    ("[schedule]\np114_fetch_at = '7.30'\n", "[schedule] p114_fetch_at must be a time HH:MM"),
+    ("[schedule]\ngap_fill_datasets = ['FREQ', 'NOPE']\n", "no Insights API endpoint for NOPE"),
+    ("[schedule]\nrefresh_every = 5\n", "unknown key 'refresh_every' in [schedule]"),
+    ("[p114]\nruns = ['SF', 'R9']\n", "[p114] runs must be a list of settlement runs"),
+    ("[bigquery]\nmaximum_bytes_billed = -1\n", "[bigquery] maximum_bytes_billed must be a positive"),
+    ("[reporting]\nthreshold = 2\n", "[reporting] threshold must be between 0 and 1"),
+    ("[sheduler]\n", "unknown section [sheduler]"),
+    ("[schedule\n", "not valid TOML"),
+])
+def test_a_wrong_setting_is_named_with_its_file_section_and_key(tmp_path, toml, message):
+    path = tmp_path / "settings.toml"
+    path.write_text(toml)
+    with pytest.raises(SettingsError) as err:
+        load_settings(path, environ={})
+    assert message in str(err.value) and str(path) in str(err.value)
+    result = CliRunner().invoke(cli, ["--settings", str(path), "config", "check"])
+    assert result.exit_code == 1 and message in result.output
+
+
+def test_config_check_says_what_is_configured_and_shows_no_secret(tmp_path):
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[iris]\nqueue_name = "iris.abc"\nclient_id = "client-1"\nsecret_expires = 2099-01-01\n'
+                        '[schedule]\nrefresh_minutes = 15\n')
+    env = {**SECRETS, "SETTINGS_FILE": str(settings), "WAREHOUSE_URL": f"duckdb:///{tmp_path}/w.duckdb",
+           "IRIS_CONNECTION_STRING": ""}
+    result = CliRunner().invoke(cli, ["config", "check", "--connect"], env=env)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert f"settings file: {settings}" in out
+    assert "IRIS: queue iris.abc on elexon-insights-iris.servicebus.windows.net (client id client-1, client secret set)" in out
+    assert "Elexon Portal: key set" in out and "refresh every 15 min" in out
+    assert "warehouse: connected" in out and "Settings OK." in out
+    for secret in SECRETS.values():
+        assert secret not in out
+
+
+def test_config_check_exits_1_on_a_problem_it_can_only_find_by_looking(tmp_path):
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[schedule]\ndashboards = ["main", "missing"]\n'
+                        '[iris]\nqueue_name = "iris.abc"\nclient_id = "c"\nclient_secret = "s-e-c-r-e-t"\n'
+                        'secret_expires = 2020-01-01\n')
+    result = CliRunner().invoke(cli, ["--settings", str(settings), "config", "check"])
+    assert result.exit_code == 1
+    assert "PROBLEM: dashboard missing: no dashboard layout" in result.output
+    assert "PROBLEM: IRIS: the client secret expired on 2020-01-01" in result.output
+    assert "s-e-c-r-e-t" not in result.output
+
+
+def test_no_secret_reaches_any_log_line_even_at_debug_in_json(tmp_path, portal, monkeypatch):
+    """Secrets from the environment, through calls whose libraries log URLs, tokens and retries."""
+    from tests.peers.servicebus import FakeServiceBus
+    from tests.test_iris_servicebus import enqueue
+
+    monkeypatch.setenv("ELEXON_PORTAL_KEY", SECRETS["ELEXON_PORTAL_KEY"])
+    portal.key = SECRETS["ELEXON_PORTAL_KEY"]
+    portal.fail("/p114/list", 500, 500)  # retried: urllib3 logs each request line at DEBUG
+    bus = FakeServiceBus(lock_duration_s=5).start()
+    try:
+        enqueue(bus, 5)
+        connection = bus.connection_string
+        key = re.search(r"SharedAccessKey=([^;]+)", connection).group(1)
+        env = {"IRIS_CLIENT_SECRET": SECRETS["IRIS_CLIENT_SECRET"], "IRIS_CONNECTION_STRING": connection,
+               "IRIS_QUEUE_NAME": "iris.test-queue", "WAREHOUSE_URL": f"duckdb:///{tmp_path}/w.duckdb"}
+        seen = []
+        for args in (["backfill", "p114", "2024-10-01", "2024-10-01", "--runs", "II", "--source", "portal",
+                      "--cache-dir", str(tmp_path / "cache")],
+                     ["ingest", "iris", "--exit-when-idle", "2"],
+                     ["config", "check"],
+                     ["status"]):
+            result = CliRunner().invoke(cli, ["--log-level", "DEBUG", "--log-json", *args], env=env)
+            assert result.exit_code == 0, result.output
+            for line in result.stderr.splitlines():
+                if line.startswith("{"):
+                    json.loads(line)  # each log line is one JSON object
+            seen.append(result.output + result.stderr)
+    finally:
+        bus.stop()
+    everything = "\n".join(seen)
+    assert '"GET /p114/list?key=***' in everything  # the request lines were logged, redacted
+    assert "connected to IRIS queue iris.test-queue" in everything and '"logger": "azure.servicebus' in everything
+    for secret in [*SECRETS.values(), key]:
+        assert secret not in everything, f"a secret leaked: {secret[:6]}…"
