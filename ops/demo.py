@@ -1,9 +1,10 @@
 """``run.py demo``: realistic sample data through the real pipeline, no credentials needed.
 
 Generates a week of S0142 files in the real format (including the 50-period clock-change day of
-26 October 2025 and several settlement runs of the same dates, one of them re-published) and a
-day of IRIS messages laid out as Elexon's client writes them (DIR/<DATASET>/<message id>), loads
-both with the same code a user runs on real data, runs every report and writes the local dashboard
+26 October 2025 and several settlement runs of the same dates, one of them re-published), a
+day of IRIS messages laid out as Elexon's client writes them (DIR/<DATASET>/<message id>) and the
+BM unit reference list as the Insights API returns it, loads them with the same code a user runs
+on real data, runs every report and writes the local dashboard
 (never to a Google Sheet). Re-running is safe: the inputs are generated identically and the loaders
 skip what they have.
 """
@@ -11,6 +12,7 @@ skip what they have.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from ingest.iris.load import IrisLoader
 from ingest.p114.backfill import BackfillSummary, run_backfill
 from core.config import Settings
 from ingest.p114.generate import default_created_at, sample_units, write_s0142
+from reporting.reference import load_bmunits
 from reporting.refresh import RefreshResult, refresh, report_options
 from warehouse.base import Warehouse
 
@@ -38,7 +41,14 @@ class DemoResult:
     canonical: list[dict]
     iris_messages: int
     iris: ReplaySummary
+    bm_units: int
     dashboard: RefreshResult
+
+
+DEMO_UNITS = {"units": 60, "parties": 8, "seed": 42}
+#: Elexon's bmUnitType per kind of unit (V: secondary, the VLP units)
+BMU_TYPES = {"vlp": "V", "supplier": "S", "consumer": "S", "transmission": "T", "embedded": "E",
+             "interconnector": "I", "other": "M"}
 
 
 def write_demo_p114(directory: Path, *, units: int = 60, parties: int = 8, seed: int = 42) -> list[Path]:
@@ -53,6 +63,18 @@ def write_demo_p114(directory: Path, *, units: int = 60, parties: int = 8, seed:
     republished = default_created_at(first, "R2") + dt.timedelta(days=1)
     paths.append(write_s0142(directory, first, "R2", created_at=republished, units=population, seed=seed + 1))
     return paths
+
+
+def write_demo_reference(path: Path) -> Path:
+    """The demo population as Elexon's ``/reference/bmunits/all`` answers (same fields, same shape)."""
+    rows = [{"nationalGridBmUnit": u.bm_unit_id.split("_")[-1], "elexonBmUnit": u.bm_unit_id, "eic": None,
+             "fuelType": {"transmission": "CCGT", "interconnector": "INT"}.get(u.kind, "OTHER"),
+             "leadPartyName": u.lead_party_id.title(), "bmUnitType": BMU_TYPES.get(u.kind, "M"),
+             "fpnFlag": u.kind in ("transmission", "interconnector")}
+            for u in sample_units(DEMO_UNITS["units"], DEMO_UNITS["parties"], DEMO_UNITS["seed"])]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=1))
+    return path
 
 
 IRIS_DAY = dt.datetime(2025, 10, 26, tzinfo=dt.timezone.utc)  # the long clock-change day
@@ -72,7 +94,7 @@ def run_demo(wh: Warehouse, settings: Settings, directory: str | Path = "data/de
     write the local dashboard to ``output_dir``."""
     directory = Path(directory)
     p114_dir = directory / "p114"
-    files = write_demo_p114(p114_dir)
+    files = write_demo_p114(p114_dir, **DEMO_UNITS)
     summary = run_backfill(wh, DEMO_DAYS[0], DEMO_DAYS[-1], source=str(p114_dir), console=console)
     canonical = wh.query_rows(
         f"""
@@ -91,7 +113,9 @@ def run_demo(wh: Warehouse, settings: Settings, directory: str | Path = "data/de
     iris_dir = directory / "iris_data"
     iris_messages = write_demo_iris(iris_dir)
     iris = replay_directory(IrisLoader(wh), iris_dir)
+    reference = write_demo_reference(directory / "reference" / "bmunits.json")
+    bm_units = load_bmunits(wh, body=reference.read_bytes())
     local = Settings(output_dir=str(output_dir), reporting=settings.reporting)  # never the user's Google Sheet
     options = report_options(local, date_from=DEMO_DAYS[0], date_to=DEMO_DAYS[-1])
     dashboard = refresh(wh, local, "main", target="local", options=options)
-    return DemoResult(directory, len(files), summary, canonical, iris_messages, iris, dashboard)
+    return DemoResult(directory, len(files), summary, canonical, iris_messages, iris, bm_units, dashboard)

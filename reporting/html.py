@@ -183,7 +183,7 @@ def _columns(title: str, labels: list[str], values: list[float | None]) -> str:
         out.append(f"<rect x='{bx:.1f}' y='{top:.1f}' width='{slot * 0.7:.1f}' height='{max(bottom - top, 0.5):.1f}' "
                    f"fill='{colour}'><title>{escape(label)}: {v:,.2f}</title></rect>")
         out.append(f"<text x='{bx + slot * 0.35:.1f}' y='{h - 6}' text-anchor='middle'>{escape(label)}</text>")
-    for value in (lo, hi):
+    for value in sorted({0.0, min(vals, default=0.0), max(vals, default=0.0)}):  # zero and the extremes
         out.append(f"<text x='{left - 6}' y='{y(value) + 4:.1f}' text-anchor='end'>{value:,.0f}</text>")
     out.append("</svg>")
     return "".join(out)
