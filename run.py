@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass
 
 import click
@@ -92,15 +93,17 @@ def demo(state: State, directory: str) -> None:
     """Run the pipeline end to end on generated sample data (no credentials needed).
 
     Writes a week of S0142 settlement files in the real format (a 50-period clock-change day,
-    several runs per date, a re-published file) and a day of IRIS messages as an Elexon-client
-    file drop, loads both through the real pipeline, runs every report and writes the local
-    dashboard (out/demo/main.xlsx and main.html). Safe to run again. Uses its own DuckDB file under
-    --dir, never your real warehouse, unless --warehouse is given on the command line.
+    several runs per date, a re-published file), a day of IRIS messages as an Elexon-client file
+    drop and the BM unit reference list, loads them through the real pipeline, runs every report
+    and writes the local dashboard (out/demo/main.xlsx and main.html). Safe to run again. Uses its
+    own DuckDB file under --dir, never your real warehouse, unless --warehouse is given on the
+    command line.
     """
     from ops.demo import run_demo
 
     if not state.warehouse_explicit:
         state.warehouse_url = f"duckdb:///{directory}/warehouse.duckdb"
+    started = time.perf_counter()
     result = run_demo(state.warehouse(), state.settings, directory, console=err_console)
     click.echo(f"Demo inputs: {result.files_written} S0142 files in {result.directory / 'p114'}")
     for line in result.p114.lines():
@@ -109,8 +112,11 @@ def demo(state: State, directory: str) -> None:
     click.echo(f"Demo inputs: {result.iris_messages:,} IRIS messages in {result.directory / 'iris_data'}")
     for line in result.iris.lines():
         click.echo(line)
+    click.echo(f"BM unit reference data: {result.bm_units} units from {result.directory / 'reference' / 'bmunits.json'} "
+               "(the Insights API's /reference/bmunits/all format)")
     for line in result.dashboard.lines():
         click.echo(line)
+    click.echo(f"Demo done in {time.perf_counter() - started:.0f} s.")
     click.echo(f"Warehouse: {state.warehouse_url}")
     click.echo(f"Open the dashboard: {result.dashboard.where[-1]}")
     click.echo(f'Query it:  python run.py --warehouse {state.warehouse_url} query '
@@ -309,8 +315,8 @@ def status(state: State, fmt: str, strict: bool) -> None:
     """Health of the warehouse: IRIS freshness per dataset, P114 runs loaded, warnings.
 
     Warns when the IRIS client secret (IRIS_SECRET_EXPIRES) expires within 30 days, when the
-    last IRIS message is older than the queue's 3-day time-to-live, and when no IRIS message
-    arrived for an hour.
+    last IRIS message is older than the queue's 3-day time-to-live, when no IRIS message
+    arrived for an hour, and when a scheduled job's last run failed.
     """
     from ops.status import collect_status
 
@@ -322,7 +328,8 @@ def status(state: State, fmt: str, strict: bool) -> None:
     report = collect_status(state.warehouse(), secret_expires=expiry)
     if fmt == "json":
         click.echo(json.dumps({"now": report.now, "iris": report.iris, "p114": report.p114,
-                               "p114_errors_7d": report.p114_errors_7d, "warnings": report.warnings},
+                               "p114_errors_7d": report.p114_errors_7d, "jobs": report.jobs,
+                               "warnings": report.warnings},
                               default=str, indent=2))
     else:
         columns = ["dataset", "last_message", "messages_1h", "rows_1h", "duplicates_24h", "quarantined_24h",
@@ -335,12 +342,61 @@ def status(state: State, fmt: str, strict: bool) -> None:
             _print_rows(report.p114, "table", title="P114 settlement files")
         else:
             click.echo("P114: nothing loaded yet")
+        if report.jobs:
+            _print_rows(report.jobs, "table", title="Scheduled jobs (last run of each)")
         for warning in report.warnings:
             click.echo(f"WARNING: {warning}")
         if not report.warnings:
             click.echo("No warnings.")
     if strict and report.warnings:
         sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------------- operations
+@cli.command()
+@click.option("--list", "list_only", is_flag=True, help="Print what would run when, and exit.")
+@click.pass_obj
+def schedule(state: State, list_only: bool) -> None:
+    """Run the scheduler: IRIS worker, dashboard refresh, daily P114 fetch and API gap fill.
+
+    Configured by [schedule] in the settings (see settings.example.toml). Runs until SIGTERM or
+    Ctrl-C; each job runs in its own thread, a failing job is logged and recorded in
+    ops_job_runs (see `status`) and never stops the others.
+    """
+    from ops.scheduler import Scheduler
+
+    scheduler = Scheduler(state.settings, state.warehouse_url).build()
+    if list_only:
+        for line in scheduler.describe():
+            click.echo(line)
+        return
+    scheduler.run()
+
+
+@cli.group()
+def config() -> None:
+    """Inspect the settings."""
+
+
+@config.command("check")
+@click.option("--connect", "try_connect", is_flag=True, help="Also open the warehouse and run a query.")
+@click.pass_obj
+def config_check(state: State, try_connect: bool) -> None:
+    """Validate the settings and say what is configured, without showing any secret.
+
+    Exits 1 when something cannot work (and says which setting and why). Settings that fail
+    basic validation are reported before any command runs.
+    """
+    from ops.config_check import check
+
+    report = check(state.settings, state.warehouse_url, connect=try_connect)
+    for line in report.lines:
+        click.echo(line)
+    for problem in report.problems:
+        click.echo(f"PROBLEM: {problem}")
+    if report.problems:
+        raise click.ClickException(f"{len(report.problems)} problem(s) in the settings")
+    click.echo("Settings OK.")
 
 
 # ---------------------------------------------------------------------------------------- reports
@@ -433,19 +489,23 @@ def reference() -> None:
 
 
 @reference.command("bmunits")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False),
+              help="Load a saved /reference/bmunits/all response instead of calling the API.")
 @click.pass_obj
-def reference_bmunits(state: State) -> None:
+def reference_bmunits(state: State, path: str | None) -> None:
     """Load Elexon's BM unit list (Insights API /reference/bmunits/all) into bmu_reference.
 
-    VLP revenue uses it to tell secondary (VLP) BM units apart, matching exact ids.
+    VLP revenue uses it to tell secondary (VLP) BM units apart, matching exact ids. The previous
+    list is replaced in one transaction.
     """
     from ingest.iris.api import InsightsError
     from reporting.reference import load_bmunits
 
     try:
-        count = load_bmunits(state.warehouse())
-    except InsightsError as exc:
-        raise click.ClickException(str(exc)) from None
+        body = open(path, "rb").read() if path else None
+        count = load_bmunits(state.warehouse(), body=body)
+    except (InsightsError, ValueError) as exc:
+        raise click.ClickException(f"{path or 'the Insights API'}: {exc}") from None
     click.echo(f"Loaded {count:,} BM units into bmu_reference")
 
 
