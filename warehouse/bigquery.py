@@ -234,7 +234,7 @@ class BigQueryWarehouse(Warehouse):
                 return {}
             if not deletes and len(items) == 1 and not items[0].key and "JSON" not in {
                     self._columns(items[0].table).get(c) for c in items[0].data.column_names}:
-                return {items[0].table: self._load(items[0].table, items[0].data, append=True)}
+                return {items[0].table: self._load(items[0].table, items[0].data)}
             for b in items:
                 staged.append((b, self._new_staging(b)))
             self._load_all([(name, b) for b, name in staged])
@@ -270,23 +270,24 @@ class BigQueryWarehouse(Warehouse):
     def _load_all(self, jobs: list[tuple[str, Batch]]) -> None:
         """Start every staging load job, then wait for all (they run concurrently)."""
         started = [(batch, self._start_load(name, batch.data.append_column(
-            "__ord", pa.array(range(batch.data.num_rows), pa.int64())), append=True)) for name, batch in jobs]
+            "__ord", pa.array(range(batch.data.num_rows), pa.int64())))) for name, batch in jobs]
         for batch, job in started:
             self._call(f"load of {batch.data.num_rows} rows for {batch.table}", job.result)
 
-    def _load(self, table: str, data: pa.Table, append: bool) -> int:
-        job = self._start_load(table, data, append)
+    def _load(self, table: str, data: pa.Table) -> int:
+        job = self._start_load(table, data)
         self._call(f"load of {data.num_rows} rows into {table}", job.result)
         return job.output_rows if job.output_rows is not None else data.num_rows
 
-    def _start_load(self, table: str, data: pa.Table, append: bool):
+    def _start_load(self, table: str, data: pa.Table):
+        """A load job appending ``data`` (as Parquet, with the table's schema) to ``table``."""
         from google.cloud import bigquery
 
         columns = self._columns(table)
         schema = [bigquery.SchemaField(c, columns[c]) for c in data.column_names]
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
-            write_disposition="WRITE_APPEND" if append else "WRITE_TRUNCATE",
+            write_disposition="WRITE_APPEND",
             schema=schema,
         )
         buf = io.BytesIO()
