@@ -106,7 +106,8 @@ def main() -> None:
     try:
         while time.monotonic() - started < args.minutes * 60:
             time.sleep(60)
-            runs = Counter((r.job, r.outcome) for r in scheduler.runs)
+            runs = Counter({(r["job"], r["outcome"]): r["n"] for r in scheduler.warehouse().query_rows(
+                "SELECT job, outcome, COUNT(*) AS n FROM ops_job_runs GROUP BY ALL")})
             completed = len(bus.snapshot(QUEUE)["completed"])
             sample = (rss_mib(), threading.active_count(), len(os.listdir("/proc/self/fd")))
             samples.append(sample)
