@@ -80,7 +80,6 @@ class Scheduler:
     tick_s: float = 1.0
     connect_warehouse: Callable[[], Warehouse] | None = None
     jobs: dict[str, Callable[[Warehouse], str]] = field(default_factory=dict)
-    runs: list[JobRun] = field(default_factory=list)  # this process's runs, newest last (kept short)
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -201,8 +200,6 @@ class Scheduler:
         return run
 
     def _record(self, run: JobRun) -> None:
-        with self._lock:
-            self.runs = [*self.runs[-99:], run]
         try:
             wh = self.warehouse()
             if not self._table_ready:
