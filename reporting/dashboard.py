@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -255,7 +255,7 @@ def load_template(name: str, directory: Path = TEMPLATES_DIR) -> DashboardSpec:
 
 
 # ---------------------------------------------------------------------------------------- building
-def data_freshness(wh: Warehouse) -> str:
+def data_freshness(wh: Warehouse, now: dt.datetime | None = None) -> str:
     parts = []
     existing = wh.table_names()
     latest = wh.query_rows(
@@ -266,7 +266,7 @@ def data_freshness(wh: Warehouse) -> str:
         parts.append(f"P114 settlement to {latest[0]['settlement_date']} ({latest[0]['settlement_run']})")
     # real-time datasets only (PN and MELS carry future periods), in one query; the last week's
     # partitions first, every partition only when nothing is that recent
-    now = dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.timezone.utc)
     parts_sql = [f"SELECT MAX({spec.event_time}) AS t FROM {wh.ref(table_name(code))} "
                  f"WHERE {spec.event_time} <= @now AND {spec.event_time} > @since"
                  for code, spec in SPECS.items() if spec.cadence and table_name(code) in existing]
@@ -285,10 +285,12 @@ def build_dashboard(wh: Warehouse, spec: DashboardSpec, options: ReportOptions |
     """Run every report the layout needs (once each) and lay the tabs out."""
     options = options or ReportOptions()
     now = now or dt.datetime.now(dt.timezone.utc)
+    if options.now is None:
+        options = replace(options, now=now)
     ensure_reporting_schema(wh, options.vlp_units)
     needed = {b.report for t in spec.tabs for b in t.blocks}
     results = {name: run_report(wh, name, options, ensure=False) for name in sorted(needed)}
-    freshness = data_freshness(wh)
+    freshness = data_freshness(wh, now)
     refreshed = f"Last refreshed {now:%Y-%m-%d %H:%M} UTC · {freshness}"
     tabs = []
     for t in spec.tabs:

@@ -42,6 +42,7 @@ class ReportOptions:
     vlp_units: list[str] = field(default_factory=list)
     run_due_working_days: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_DUE_WORKING_DAYS))
     today: dt.date | None = None
+    now: dt.datetime | None = None  # the clock the live grid's staleness is judged by (default: now)
 
 
 @dataclass
@@ -135,14 +136,15 @@ def _prepare_self_balancing(wh: Warehouse, o: ReportOptions, warnings: list[str]
 
 def _prepare_live(wh: Warehouse, o: ReportOptions, warnings: list[str]) -> dict[str, Any]:
     tables = _existing_iris_tables(wh)
+    now = o.now or dt.datetime.now(dt.timezone.utc)
     as_of = o.as_of
     if as_of is None:
         latest = f"SELECT MAX(measurement_time) FROM {wh.ref(tables['FREQ'])}" if "FREQ" in tables else None
-        recent = {"since": dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=7)}
+        recent = {"since": now - dt.timedelta(days=7)}
         # the last week's partitions first; the whole table only when the data is older than that
         as_of = (wh.scalar(latest + " WHERE measurement_time > @since", recent) or wh.scalar(latest)) if latest else None
-        as_of = as_of or dt.datetime.now(dt.timezone.utc)
-    age = dt.datetime.now(dt.timezone.utc) - as_of
+        as_of = as_of or now
+    age = now - as_of
     if age > dt.timedelta(minutes=15):
         warnings.append(f"live grid data is {age.total_seconds() / 3600:.1f} hours old (latest frequency reading "
                         f"{as_of:%Y-%m-%d %H:%M} UTC)")

@@ -68,7 +68,7 @@ def run_pipeline(wh, inputs, sheet_id, out, sheets_endpoint) -> dict:
     reference = load_bmunits(wh)
     settings = settings_for(sheet_id, out)
     settings.sheets.endpoint = sheets_endpoint
-    options = report_options(settings, date_from=DEMO_DAYS[0], date_to=DEMO_DAYS[-1], today=TODAY)
+    options = report_options(settings, date_from=DEMO_DAYS[0], date_to=DEMO_DAYS[-1], today=TODAY, now=NOW)
     pushed = refresh(wh, settings, "main", target="sheets", now=NOW, options=options)
     return {"files": len(backfill.results), "loaded": sum(r.status == "loaded" for r in backfill.results),
             "iris_rows": first.rows, "iris_inserted_again": second.rows - second.duplicate_rows,
