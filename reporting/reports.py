@@ -19,7 +19,7 @@ import pyarrow as pa
 from core.settlement import RUN_PRECEDENCE, RUN_RANK
 from ingest.iris.datasets import SPECS, table_name
 from ingest.iris.tables import ensure_iris_schema
-from ingest.p114.tables import MANIFEST, ensure_p114_schema
+from ingest.p114.tables import ALL_TABLES, MANIFEST, ensure_p114_schema
 from reporting.reference import BMU_REFERENCE, CONFIG_VLP_UNITS, sync_configured_vlp_units
 from reporting.settlement_calendar import DEFAULT_DUE_WORKING_DAYS, due_date
 from warehouse.base import Warehouse
@@ -93,6 +93,12 @@ def _settlement_window(wh: Warehouse, o: ReportOptions, days: int) -> tuple[dt.d
     if first > latest:
         raise ReportError(f"--from {first} is after --to {latest}")
     return first, latest
+
+
+def partition_columns() -> dict[str, str]:
+    """Table → the column it is partitioned on (BigQuery day partitions): P114 tables and IRIS datasets."""
+    return {t.name: t.partition_by for t in ALL_TABLES if t.partition_by} | {
+        table_name(code): spec.event_time for code, spec in SPECS.items()}
 
 
 def _existing_iris_tables(wh: Warehouse) -> dict[str, str]:

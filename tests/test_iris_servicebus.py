@@ -36,10 +36,10 @@ def bus():
     fake.stop()
 
 
-def enqueue(bus: FakeServiceBus, count: int, seed: int = 1):
+def enqueue(bus: FakeServiceBus, count: int, seed: int = 1, queue: str = QUEUE):
     messages = list(IrisGenerator(START, seed=seed).messages(count))
     for m in messages:
-        bus.send(QUEUE, m.body(), message_id=m.message_id, subject=m.subject)
+        bus.send(queue, m.body(), message_id=m.message_id, subject=m.subject)
     return messages
 
 

@@ -13,16 +13,13 @@ import datetime as dt
 
 import pytest
 
-from ingest.iris.datasets import SPECS, table_name
 from ingest.iris.load import IrisLoader
 from ingest.p114.load import load_file
-from ingest.p114.tables import ALL_TABLES
-from reporting.reports import REPORTS, ReportOptions, report_sql
+from reporting.reports import REPORTS, ReportOptions, partition_columns, report_sql
 from tests.s0142_builder import write_file
 from tests.test_reports import LONG, SHORT, iris_message, load_iris, units
 
-PARTITION_COLUMN = {t.name: t.partition_by for t in ALL_TABLES if t.partition_by} | {
-    table_name(code): spec.event_time for code, spec in SPECS.items()}
+PARTITION_COLUMN = partition_columns()
 #: read whole, on purpose: an outage published long ago can still be active (REMIT is small)
 UNBOUNDED = {"bmrs_remit"}
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings, load_settings
-from ingest.iris.generate import IrisGenerator
 from ingest.p114.generate import sample_units, write_s0142
 from ops.scheduler import JOB_RUNS, Scheduler
 from tests.peers.servicebus import FakeServiceBus
+from tests.test_iris_servicebus import enqueue
 from tests.test_reports import load_fixture
 from warehouse.duckdb import DuckDBWarehouse
 
@@ -135,13 +135,6 @@ def test_gap_fill_inserts_only_what_iris_missed(tmp_path, insights):
     assert failed.outcome == "failed" and "FREQ" in failed.detail
 
 
-def enqueue(bus, count, seed=1):
-    messages = list(IrisGenerator(dt.datetime(2026, 5, 6, 3, tzinfo=dt.timezone.utc), seed=seed).messages(count))
-    for m in messages:
-        bus.send(QUEUE, m.body(), message_id=m.message_id, subject=m.subject)
-    return messages
-
-
 def test_the_iris_worker_is_kept_running_and_restarted_if_it_dies(tmp_path, monkeypatch):
     from ingest.iris import servicebus
 
@@ -159,7 +152,7 @@ def test_the_iris_worker_is_kept_running_and_restarted_if_it_dies(tmp_path, monk
     monkeypatch.setattr(servicebus.IrisWorker, "run", dies_the_first_time)
     db = tmp_path / "w.duckdb"
     try:
-        messages = enqueue(bus, 120)
+        messages = enqueue(bus, 120, queue=QUEUE)
         scheduler = Scheduler(quiet_settings(tmp_path, iris_worker=True), f"duckdb:///{db}", tick_s=0.1)
         thread = start(scheduler.build())
         deadline = time.time() + 60
@@ -190,7 +183,7 @@ def test_sigterm_stops_the_scheduler_process_cleanly(tmp_path):
     cmd = [sys.executable, str(ROOT / "run.py"), "--warehouse", f"duckdb:///{db}", "--settings", str(settings_file),
            "--log-json", "schedule"]
     try:
-        enqueue(bus, 50)
+        enqueue(bus, 50, queue=QUEUE)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 90
         while len(bus.snapshot(QUEUE)["completed"]) < 50 or not (tmp_path / "out" / "main.html").exists():
