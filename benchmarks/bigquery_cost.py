@@ -48,10 +48,9 @@ SIZE = {"BIGINT": "8", "DOUBLE": "8", "DATE": "8", "TIMESTAMP WITH TIME ZONE": "
 
 def column_bytes(wh, table: str) -> tuple[dict[str, float], float, str | None]:
     """(BigQuery bytes per row per column, rows per partition day, partition column) of ``table``."""
-    from ingest.iris.datasets import SPECS, table_name
-    from ingest.p114.tables import ALL_TABLES
+    from reporting.reports import partition_columns
 
-    partition = {t.name: t.partition_by for t in ALL_TABLES} | {table_name(c): s.event_time for c, s in SPECS.items()}
+    partition = partition_columns()
     columns = wh.table_columns(table) or {}
     parts = []
     for name, typ in columns.items():
@@ -59,7 +58,10 @@ def column_bytes(wh, table: str) -> tuple[dict[str, float], float, str | None]:
         parts.append(f"AVG(CASE WHEN \"{name}\" IS NULL THEN 0 ELSE {size} END) AS \"{name}\"")
     column = partition.get(table)
     days = f"COUNT(DISTINCT CAST(\"{column}\" AS DATE))" if column else "1"
-    row = wh.query_rows(f"SELECT COUNT(*) AS __rows, {days} AS __days, {', '.join(parts)} FROM {table}")[0]
+    # leave out the sentinel rows add_old_rows puts 400 days back (a kept warehouse already has them)
+    recent = (f" WHERE \"{column}\" > (SELECT MAX(\"{column}\") FROM {table}) - INTERVAL 300 DAY"
+              if column else "")
+    row = wh.query_rows(f"SELECT COUNT(*) AS __rows, {days} AS __days, {', '.join(parts)} FROM {table}{recent}")[0]
     rows, days_seen = row.pop("__rows"), row.pop("__days") or 1
     per_day = IRIS_ROWS_PER_DAY.get(table, rows / days_seen)
     return {k: float(v or 0) for k, v in row.items()}, per_day, column
@@ -68,10 +70,9 @@ def column_bytes(wh, table: str) -> tuple[dict[str, float], float, str | None]:
 def add_old_rows(wh) -> None:
     """Copy one row of each partitioned table 400 days back: DuckDB drops a filter its statistics
     prove always true, and the plan must show which scans the report window reaches."""
-    from ingest.iris.datasets import SPECS, table_name
-    from ingest.p114.tables import ALL_TABLES
+    from reporting.reports import partition_columns
 
-    partition = {t.name: t.partition_by for t in ALL_TABLES} | {table_name(c): s.event_time for c, s in SPECS.items()}
+    partition = partition_columns()
     for table in wh.table_names():
         column = partition.get(table)
         spread = wh.scalar(f"SELECT date_diff('day', MIN(\"{column}\"), MAX(\"{column}\")) FROM {table}") if column else None
@@ -115,9 +116,6 @@ def main() -> None:
     try:
         wh = DuckDBWarehouse(build_warehouse(work, args.days, args.units))
         stats: dict = {}
-        for table in wh.table_names():  # row sizes before the sentinel rows go in
-            if wh.table_columns(table) and table.startswith(("elexon_", "bmrs_", "p114_file")):
-                stats[table] = column_bytes(wh, table)
         add_old_rows(wh)
         last = FIRST_DAY + dt.timedelta(days=args.days - 1)
         defaults = {"vlp_revenue": 7, "completeness": 30, "self_balancing": 30,
