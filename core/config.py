@@ -18,14 +18,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from core.errors import SettingsError
 from core.logs import register_secret
 from core.settlement import RUN_PRECEDENCE
 
 DEFAULT_SETTINGS_FILE = "settings.toml"
-
-
-class SettingsError(ValueError):
-    """A setting that cannot work; names the file, section and key."""
 
 
 @dataclass

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from core.errors import TemplateError
+
 from ingest.iris.datasets import SPECS, table_name
 from ingest.p114.tables import MANIFEST
 from reporting.reports import REPORTS, ReportOptions, ReportResult, ensure_reporting_schema, run_report
@@ -27,10 +29,6 @@ FORMATS = {"text", "int", "number", "mwh", "mw", "gbp", "gbp_per_mwh", "pct", "h
 RULES = {"less_than", "greater_than", "equals", "not_equals"}
 CHARTS = {"line", "column", "pie"}
 HEADER_ROWS = 4  # title, refreshed/freshness, definition, warnings
-
-
-class TemplateError(ValueError):
-    """A dashboard layout that cannot be used; names the file, tab and key."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from core.errors import ReportError
 from core.settlement import RUN_PRECEDENCE, RUN_RANK
 from ingest.iris.datasets import SPECS, table_name
 from ingest.iris.tables import ensure_iris_schema
@@ -26,10 +27,6 @@ from warehouse.base import Warehouse
 from warehouse.sqltemplates import render
 
 log = logging.getLogger(__name__)
-
-
-class ReportError(ValueError):
-    """A report that cannot run as asked (unknown name, bad window)."""
 
 
 @dataclass

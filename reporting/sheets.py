@@ -25,6 +25,7 @@ from google.auth.transport.requests import AuthorizedSession
 from gspread.exceptions import APIError
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from core.errors import SheetsError
 from reporting.dashboard import Block, Dashboard, Tab, a1
 from reporting.formats import PATTERNS, serial
 
@@ -34,10 +35,6 @@ SCOPES = ["https://www.googleapis.com/auth/spreadsheets"]
 GOOGLE_SHEETS = "https://sheets.googleapis.com"
 _CONDITIONS = {"less_than": "NUMBER_LESS", "greater_than": "NUMBER_GREATER", "equals": "TEXT_EQ",
                "not_equals": "NUMBER_NOT_EQ"}
-
-
-class SheetsError(RuntimeError):
-    """Google Sheets could not be updated; the previous sheet contents are unchanged or were replaced whole."""
 
 
 @dataclass

@@ -13,8 +13,9 @@ import json
 import pyarrow as pa
 import pytest
 
+from core.errors import DataRejected, WarehouseUnavailable
 from warehouse import WarehouseError, connect
-from warehouse.base import Batch, Delete
+from warehouse.base import Batch, Delete, Replace
 from warehouse.schema import Column, Table
 
 UTC = dt.timezone.utc
@@ -184,3 +185,119 @@ def test_bigquery_urls_are_checked_before_any_connection():
     assert wh.ref("p114_file_manifest") == "`my-project.elexon.p114_file_manifest`"
     with pytest.raises(ValueError):
         wh.ref("x; DROP TABLE y")
+
+
+# ---------------------------------------------------------------------------------------- latest wins
+READINGS = Table("readings", (Column("unit", "STRING"), Column("value", "FLOAT64"), Column("detail", "JSON"),
+                              Column("_message_id", "STRING"), Column("_version", "TIMESTAMP")))
+READINGS_HISTORY = Table("readings_history", READINGS.columns + (Column("_replaced_by", "STRING"),
+                                                                 Column("_replaced_at", "TIMESTAMP")))
+LATEST = Replace("_version", "readings_history", compare=("value", "detail"))
+T1, T2, T3 = (dt.datetime(2026, 5, 6, h, tzinfo=UTC) for h in (1, 2, 3))
+
+
+def readings(*rows) -> pa.Table:
+    return READINGS.conform(pa.Table.from_pylist(
+        [dict(zip(["unit", "value", "detail", "_message_id", "_version"], r)) for r in rows]))
+
+
+def write_readings(wh, *rows) -> dict:
+    return wh.write([Batch("readings", readings(*rows), key=("unit",), replace=LATEST)])
+
+
+@pytest.fixture
+def latest_wh(any_wh):
+    any_wh.ensure_tables([READINGS, READINGS_HISTORY])
+    return any_wh
+
+
+def current(wh) -> list[tuple]:
+    return [tuple(r.values()) for r in wh.query_rows(
+        f"SELECT unit, value, _message_id FROM {wh.ref('readings')} ORDER BY unit")]
+
+
+def history(wh) -> list[tuple]:
+    return [tuple(r.values()) for r in wh.query_rows(
+        f"SELECT unit, value, _message_id, _replaced_by FROM {wh.ref('readings_history')} ORDER BY _message_id")]
+
+
+def test_latest_wins_a_newer_version_replaces_the_row_and_the_old_one_is_kept(latest_wh):
+    write_readings(latest_wh, ("A", 1000.0, None, "m1", T1), ("B", 5.0, '{"x": 1}', "m1", T1))
+    written = write_readings(latest_wh, ("A", 1500.0, None, "m2", T2), ("B", 5.0, '{"x": 1}', "m2", T2))
+    assert current(latest_wh) == [("A", 1500.0, "m2"), ("B", 5.0, "m1")]  # B identical: nothing changes
+    assert history(latest_wh) == [("A", 1000.0, "m1", "m2")]
+    assert written["readings"] == 1 and written["readings#replaced"] == 1 and written["readings_history"] == 1
+
+
+def test_latest_wins_an_older_version_arriving_late_goes_to_history_only(latest_wh):
+    write_readings(latest_wh, ("A", 1500.0, None, "m2", T2))
+    written = write_readings(latest_wh, ("A", 1000.0, None, "m1", T1))
+    assert current(latest_wh) == [("A", 1500.0, "m2")]
+    assert history(latest_wh) == [("A", 1000.0, "m1", "m2")]
+    assert written.get("readings", 0) == 0 and written["readings#stale"] == 1
+
+
+def test_latest_wins_inside_one_batch_the_newest_row_of_a_key_wins(latest_wh):
+    write_readings(latest_wh, ("A", 2.0, None, "m2", T2), ("A", 3.0, None, "m3", T3), ("A", 1.0, None, "m1", T1),
+                   ("A", 3.0, None, "m3b", T3))
+    assert current(latest_wh) == [("A", 3.0, "m3b")]  # ties go to the later row
+    assert history(latest_wh) == [("A", 1.0, "m1", "m3b"), ("A", 2.0, "m2", "m3b")]  # identical m3 dropped
+
+
+def test_latest_wins_json_values_compare_by_content(latest_wh):
+    write_readings(latest_wh, ("A", 1.0, '{"a": [1, 2]}', "m1", T1))
+    write_readings(latest_wh, ("A", 1.0, '{"a": [1, 3]}', "m2", T2))
+    assert current(latest_wh) == [("A", 1.0, "m2")] and len(history(latest_wh)) == 1
+
+
+# ---------------------------------------------------------------------------------------- error kinds
+def test_a_batch_the_warehouse_cannot_bind_is_data_rejected_and_nothing_is_written(any_wh):
+    good = things((D1, "V__A", 1.0, 1, None, True, None))
+    odd = pa.table({"day": [D1], "no_such_column": ["x"]})
+    with pytest.raises(DataRejected):
+        any_wh.write([Batch("things", good), Batch("things", odd)])
+    assert stored(any_wh) == []
+
+
+def test_a_query_with_bad_sql_is_a_plain_warehouse_error_not_an_outage(any_wh):
+    with pytest.raises(WarehouseError) as caught:
+        any_wh.query("SELEC 1")
+    assert not isinstance(caught.value, (DataRejected, WarehouseUnavailable))
+
+
+def test_an_integer_column_widens_to_float_keeping_its_values(any_wh):
+    any_wh.write([Batch("things", things((D1, "A", 1.0, 7, None, None, None)))])
+    any_wh.widen_column("things", "n", "FLOAT64")
+    assert any_wh.logical_columns("things")["n"] == "FLOAT64"
+    any_wh.write([Batch("things", THINGS.conform(pa.table({"day": [D1], "unit": ["B"]})).set_column(
+        3, "n", pa.array([5.7])))])
+    assert [r["n"] for r in any_wh.query_rows(f"SELECT n FROM {any_wh.ref('things')} ORDER BY unit")] == [7.0, 5.7]
+
+
+def test_duckdb_tolerates_a_failed_rollback_and_reports_the_original_error(wh, monkeypatch):
+    import duckdb
+
+    wh.ensure_tables([THINGS])
+
+    class Failing:
+        """A connection whose commit fails as a full disk makes it fail, and whose rollback then fails too."""
+
+        def __init__(self, con):
+            self.con = con
+
+        def execute(self, sql, *args):
+            if sql == "COMMIT":
+                self.con.execute("ROLLBACK")
+                raise duckdb.IOException("Could not write all bytes to file: No space left on device")
+            if sql == "ROLLBACK":
+                raise duckdb.TransactionException("cannot rollback - no transaction is active")
+            return self.con.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self.con, name)
+
+    wh._con = Failing(wh.con)
+    with pytest.raises(WarehouseUnavailable, match="No space left"):
+        wh.write([Batch("things", things((D1, "A", 1.0, 1, None, None, None)))])
+    assert wh._con is None  # dropped: the next use reopens the file
+    assert stored(wh) == []

@@ -15,19 +15,45 @@ from typing import Any
 
 import pyarrow as pa
 
+from core.errors import DataRejected, WarehouseError, WarehouseUnavailable  # noqa: F401 - re-exported
 from warehouse.schema import Table
+
+
+@dataclass(frozen=True)
+class Replace:
+    """Latest wins, with history: how a keyed :class:`Batch` treats a key that is already stored.
+
+    A row identical to the stored one on ``compare`` changes nothing. A row with different values
+    replaces the stored row when its ``version`` is not older (ties go to the incoming row); the
+    replaced row moves to ``history`` with ``_replaced_by`` = the replacing row's ``by`` column and
+    ``_replaced_at``. A row older than the stored one goes straight to ``history`` (replaced by the
+    stored row), so a late, older message never overwrites a newer one and nothing is lost. Within
+    one batch the same rules pick the newest row of each key (later rows win ties).
+    """
+
+    version: str
+    history: str
+    compare: tuple[str, ...]
+    by: str = "_message_id"
 
 
 @dataclass(frozen=True)
 class Batch:
     """Rows for one table. With a ``key``, a row is written only if no row with the same key exists
-    in the table (or earlier in the batch); ``prune`` names a column that bounds the existing rows
-    to compare against (the batch's min..max of it), so the check reads only that range."""
+    in the table (or earlier in the batch), unless ``replace`` says latest wins; ``prune`` names a
+    column that bounds the existing rows to compare against (the batch's min..max of it), so the
+    check reads only that range."""
 
     table: str
     data: pa.Table
     key: tuple[str, ...] = ()
     prune: str | None = None
+    replace: Replace | None = None
+
+
+#: extra counts a write reports for a latest-wins batch, as ``f"{table}{suffix}"`` keys
+REPLACED, STALE = "#replaced", "#stale"
+HISTORY_COLUMNS = ("_replaced_by", "_replaced_at")
 
 
 Batches = Mapping[str, pa.Table] | Iterable[Batch | tuple[str, pa.Table]]
@@ -37,10 +63,6 @@ def iter_batches(batches: Batches) -> Iterable[Batch]:
     items = batches.items() if isinstance(batches, Mapping) else batches
     for item in items:
         yield item if isinstance(item, Batch) else Batch(item[0], item[1])
-
-
-class WarehouseError(RuntimeError):
-    """A warehouse operation failed (connection, lock, SQL or write)."""
 
 
 @dataclass(frozen=True)
@@ -65,12 +87,17 @@ class Warehouse(ABC):
 
     @abstractmethod
     def write(self, batches: Batches, deletes: Sequence[Delete] = ()) -> dict[str, int]:
-        """Apply ``deletes`` then append every batch, all or nothing; return rows written per table.
+        """Apply ``deletes`` then append every batch, all or nothing; return rows written per table
+        (for a latest-wins batch also ``table#replaced``, ``table#stale`` and the history table's rows).
 
         ``batches`` may be a mapping (table → Arrow) or an iterable of :class:`Batch` or
         ``(table, arrow)`` pairs; an iterable is consumed inside the transaction, so an exception
         it raises rolls everything back and is re-raised unchanged.
         """
+
+    @abstractmethod
+    def widen_column(self, table: str, column: str, logical_type: str) -> None:
+        """Change ``column`` of ``table`` to a wider type (INT64 → FLOAT64) keeping every value."""
 
     @abstractmethod
     def logical_columns(self, table: str) -> dict[str, str] | None:

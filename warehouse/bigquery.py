@@ -32,7 +32,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from warehouse.base import Batch, Batches, Delete, Warehouse, WarehouseError, iter_batches
+from core.errors import ConfigError
+from warehouse.base import (REPLACED, STALE, Batch, Batches, DataRejected, Delete, Warehouse, WarehouseError,
+                            WarehouseUnavailable, iter_batches)
+from warehouse.latest import latest_statements
 from warehouse.schema import Table, check_identifier
 from warehouse.sqlparams import used_params
 
@@ -97,19 +100,46 @@ def make_client(project: str, options: BigQueryOptions):
     if options.credentials_file:
         from google.oauth2 import service_account
 
-        credentials = service_account.Credentials.from_service_account_file(
-            options.credentials_file, scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        try:
+            credentials = service_account.Credentials.from_service_account_file(
+                options.credentials_file, scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        except (ValueError, KeyError, OSError) as exc:
+            raise ConfigError(f"the Google credentials file {options.credentials_file} is not a usable "
+                              f"service-account key ({type(exc).__name__}: {str(exc)[:120]}); download a new JSON "
+                              "key for the service account") from None
     try:
         return bigquery.Client(project=project, credentials=credentials, location=options.location)
     except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError and friends
-        raise WarehouseError(f"cannot create a BigQuery client for project {project}: {exc}. Set "
-                             "GOOGLE_APPLICATION_CREDENTIALS to a service-account file or run "
-                             "'gcloud auth application-default login'") from None
+        raise WarehouseUnavailable(f"cannot create a BigQuery client for project {project}: "
+                                   f"{str(exc).splitlines()[0]}. Set GOOGLE_APPLICATION_CREDENTIALS to a "
+                                   "service-account file or run 'gcloud auth application-default login'") from None
 
 
 def _is_concurrent_update(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "concurrent update" in text or "could not serialize access" in text
+
+
+# BigQuery error reasons that mean "this data / this statement built from it" (everything else:
+# quota, permissions, backend, network, credentials is unavailability, ours to wait out)
+_DATA_REASONS = {"invalid", "invalidQuery"}
+
+
+def translate(exc: BaseException, what: str, *, data: bool) -> WarehouseError:
+    """A Google client exception as the project's kind (see :mod:`core.errors`)."""
+    from google.api_core import exceptions
+
+    text = f"BigQuery: {what}: {_message(exc)}"
+    if isinstance(exc, WarehouseError):
+        return exc
+    if isinstance(exc, exceptions.BadRequest):
+        reasons = {e.get("reason") for e in (getattr(exc, "errors", None) or []) if isinstance(e, dict)}
+        if data and (reasons & _DATA_REASONS or not reasons):
+            return DataRejected(text)
+        return WarehouseError(text)
+    if isinstance(exc, exceptions.NotFound):
+        return WarehouseError(text)
+    return WarehouseUnavailable(text)
 
 
 class BigQueryWarehouse(Warehouse):
@@ -155,13 +185,13 @@ class BigQueryWarehouse(Warehouse):
         self._call(f"create dataset {self.project}.{self.dataset}", self.client.create_dataset, ds, exists_ok=True)
         self._dataset_ready = True
 
-    def _call(self, what: str, fn, *args, **kwargs):
-        from google.api_core import exceptions
-
+    def _call(self, what: str, fn, *args, data: bool = True, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except exceptions.GoogleAPICallError as exc:
-            raise WarehouseError(f"BigQuery: {what} failed: {_message(exc)}") from exc
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every client failure becomes one of ours
+            raise translate(exc, f"{what} failed", data=data) from exc
 
     # ------------------------------------------------------------ schema
     def table_columns(self, table: str) -> dict[str, str] | None:
@@ -171,8 +201,10 @@ class BigQueryWarehouse(Warehouse):
             t = self.client.get_table(self._table_id(table))
         except NotFound:
             return None
+        except (WarehouseError, ConfigError):
+            raise
         except Exception as exc:
-            raise WarehouseError(f"BigQuery: cannot read table {table}: {_message(exc)}") from exc
+            raise translate(exc, f"cannot read table {table}", data=False) from exc
         columns = {f.name: LOGICAL_TYPES.get(f.field_type, f.field_type) for f in t.schema}
         self._schemas[table] = columns
         return columns
@@ -185,8 +217,10 @@ class BigQueryWarehouse(Warehouse):
                     if not t.table_id.startswith(STAGING_PREFIX)}
         except NotFound:
             return set()
+        except (WarehouseError, ConfigError):
+            raise
         except Exception as exc:
-            raise WarehouseError(f"BigQuery: cannot list tables of {self.dataset}: {_message(exc)}") from exc
+            raise translate(exc, f"cannot list tables of {self.dataset}", data=False) from exc
 
     def logical_columns(self, table: str) -> dict[str, str] | None:
         columns = self.table_columns(table)
@@ -211,12 +245,18 @@ class BigQueryWarehouse(Warehouse):
                 continue
             missing = [c for c in table.columns if c.name not in existing]
             if missing:
-                bt = self.client.get_table(self._table_id(table.name))
+                bt = self._call(f"read table {table.name}", self.client.get_table, self._table_id(table.name))
                 for col in missing:
                     log.info("adding column %s.%s %s", table.name, col.name, col.type)
                 bt.schema = [*bt.schema, *(_field(c) for c in missing)]
                 self._call(f"add columns to {table.name}", self.client.update_table, bt, ["schema"])
                 self._schemas[table.name] = existing | {c.name: BIGQUERY_TYPES[c.type] for c in missing}
+
+    def widen_column(self, table: str, column: str, logical_type: str) -> None:
+        sql = (f"ALTER TABLE {self.ref(table)} ALTER COLUMN `{check_identifier(column)}` "
+               f"SET DATA TYPE {BIGQUERY_TYPES[logical_type]}")
+        self._call(f"widen {table}.{column} to {logical_type}", lambda: self.client.query(sql).result())
+        self._schemas.pop(table, None)
 
     def _columns(self, table: str) -> dict[str, str]:
         columns = self._schemas.get(table) or self.table_columns(table)
@@ -258,7 +298,7 @@ class BigQueryWarehouse(Warehouse):
         target = self._columns(batch.table)
         unknown = [c for c in batch.data.column_names if c not in target]
         if unknown:
-            raise WarehouseError(f"BigQuery: {batch.table} has no column(s) {', '.join(unknown)}")
+            raise DataRejected(f"BigQuery: {batch.table} has no column(s) {', '.join(unknown)}")
         name = f"{STAGING_PREFIX}{batch.table}_{uuid.uuid4().hex[:12]}"
         types = {c: "STRING" if target[c] == "JSON" else target[c] for c in batch.data.column_names}
         self._schemas[name] = types | {"__ord": "INT64"}
@@ -308,9 +348,12 @@ class BigQueryWarehouse(Warehouse):
             else:
                 params[f"del_{i}"] = d.value
                 statements.append(f"DELETE FROM {self.ref(d.table)} WHERE `{check_identifier(d.column)}` = @del_{i};")
+        labels: list[tuple[int, str]] = []  # (batch index, what each count is)
         for i, (batch, stage) in enumerate(staged):
-            statements.append(self._merge_sql(i, batch, stage, params))
-            statements.append("SET counts = ARRAY_CONCAT(counts, [@@row_count]);")
+            for label, sql in self._merge_sql(i, batch, stage, params):
+                statements.append(sql + ";")
+                statements.append("SET counts = ARRAY_CONCAT(counts, [@@row_count]);")
+                labels.append((i, label))
         drops = [f"DROP TABLE IF EXISTS {self.ref(stage)};" for _, stage in staged]  # DDL: after the commit
         script = "\n".join(["DECLARE counts ARRAY<INT64> DEFAULT [];", "BEGIN TRANSACTION;", *statements,
                             "COMMIT TRANSACTION;", *drops, "SELECT counts;"])
@@ -322,34 +365,58 @@ class BigQueryWarehouse(Warehouse):
         try:
             rows = retrying(lambda: list(self.client.query(script, job_config=config).result()))
         except Exception as exc:
-            raise WarehouseError(f"BigQuery: write to {tables} rolled back: {_message(exc)}") from exc
+            raise translate(exc, f"write to {tables} rolled back", data=True) from exc
         counts = list(rows[0][0]) if rows else []
         written: dict[str, int] = {}
-        for (batch, _), n in zip(staged, counts):
-            written[batch.table] = written.get(batch.table, 0) + int(n or 0)
+
+        def add(table: str, n) -> None:
+            written[table] = written.get(table, 0) + int(n or 0)
+
+        by_batch: dict[int, dict[str, int]] = {}
+        for (i, label), n in zip(labels, counts):
+            by_batch.setdefault(i, {})[label] = int(n or 0)
+        for i, (batch, _) in enumerate(staged):
+            c = by_batch.get(i, {})
+            if batch.replace is None:
+                add(batch.table, c.get("insert", 0))
+                continue
+            add(batch.table, c.get("merge", 0))
+            add(batch.table + REPLACED, c.get("replaced", 0))
+            add(batch.table + STALE, c.get("stale", 0))
+            add(batch.replace.history, c.get("superseded", 0) + c.get("replaced", 0) + c.get("stale", 0))
         return written
 
-    def _merge_sql(self, i: int, batch: Batch, stage: str, params: dict[str, Any]) -> str:
+    def _merge_sql(self, i: int, batch: Batch, stage: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+        """(label, statement) pairs moving staged batch ``i`` into its table."""
         target = self._columns(batch.table)
         cols = [check_identifier(c) for c in batch.data.column_names]
         names = ", ".join(f"`{c}`" for c in cols)
         if not batch.key:
             select = ", ".join(f"PARSE_JSON(`{c}`)" if target[c] == "JSON" else f"`{c}`" for c in cols)
-            return f"INSERT INTO {self.ref(batch.table)} ({names}) SELECT {select} FROM {self.ref(stage)};"
-        values = ", ".join(f"PARSE_JSON(s.`{c}`)" if target[c] == "JSON" else f"s.`{c}`" for c in cols)
+            return [("insert", f"INSERT INTO {self.ref(batch.table)} ({names}) SELECT {select} FROM {self.ref(stage)}")]
         key = [check_identifier(k) for k in batch.key]
-        match = " AND ".join(f"t.`{k}` IS NOT DISTINCT FROM s.`{k}`" for k in key)
+        prune_sql = ""
         if batch.prune:
             prune = check_identifier(batch.prune)
             low, high = pc.min_max(batch.data.column(prune)).values()
             if low.is_valid:
                 params[f"lo_{i}"], params[f"hi_{i}"] = low.as_py(), high.as_py()
-                match = f"(t.`{prune}` BETWEEN @lo_{i} AND @hi_{i} OR t.`{prune}` IS NULL) AND {match}"
+                prune_sql = f"(t.`{prune}` BETWEEN @lo_{i} AND @hi_{i} OR t.`{prune}` IS NULL)"
+        if batch.replace is not None:
+            params["now"] = dt.datetime.now(dt.timezone.utc)
+            json_cols = frozenset(c for c in cols if target.get(c) == "JSON")
+            return latest_statements(lambda name: f"`{check_identifier(name)}`", self.ref(batch.table),
+                                     self.ref(batch.replace.history), self.ref(stage), cols, list(target), key,
+                                     batch.replace, prune=prune_sql, json=json_cols)
+        values = ", ".join(f"PARSE_JSON(s.`{c}`)" if target[c] == "JSON" else f"s.`{c}`" for c in cols)
+        match = " AND ".join(f"t.`{k}` IS NOT DISTINCT FROM s.`{k}`" for k in key)
+        if prune_sql:
+            match = f"{prune_sql} AND {match}"
         # the first row of each key in the batch, as DuckDB keeps it
-        return (f"MERGE {self.ref(batch.table)} AS t USING ("
-                f"SELECT * EXCEPT (__first) FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "
-                f"{', '.join(f'`{k}`' for k in key)} ORDER BY __ord) AS __first FROM {self.ref(stage)}) "
-                f"WHERE __first = 1) AS s ON {match} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values});")
+        return [("insert", f"MERGE {self.ref(batch.table)} AS t USING ("
+                 f"SELECT * EXCEPT (__first) FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "
+                 f"{', '.join(f'`{k}`' for k in key)} ORDER BY __ord) AS __first FROM {self.ref(stage)}) "
+                 f"WHERE __first = 1) AS s ON {match} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})")]
 
     # ------------------------------------------------------------ queries
     def in_list(self, column: str, param: str) -> str:
@@ -367,10 +434,10 @@ class BigQueryWarehouse(Warehouse):
         try:
             job = self.client.query(sql, job_config=self._job_config(sql, params))
             return job.result().to_arrow(create_bqstorage_client=False)
-        except WarehouseError:
+        except (WarehouseError, ConfigError):
             raise
         except Exception as exc:
-            raise WarehouseError(f"BigQuery query failed: {_message(exc)}") from exc
+            raise translate(exc, "query failed", data=False) from exc
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         # a view definition this process has already applied is not sent again (a DDL job takes seconds)
@@ -379,8 +446,10 @@ class BigQueryWarehouse(Warehouse):
             return
         try:
             self.client.query(sql, job_config=self._job_config(sql, params)).result()
+        except (WarehouseError, ConfigError):
+            raise
         except Exception as exc:
-            raise WarehouseError(f"BigQuery statement failed: {_message(exc)}") from exc
+            raise translate(exc, "statement failed", data=False) from exc
         if is_view:
             self._views_applied.add(sql)
 
@@ -388,8 +457,10 @@ class BigQueryWarehouse(Warehouse):
         """Bytes the query would scan (and bill), without running it."""
         try:
             job = self.client.query(sql, job_config=self._job_config(sql, params, dry_run=True, use_query_cache=False))
+        except (WarehouseError, ConfigError):
+            raise
         except Exception as exc:
-            raise WarehouseError(f"BigQuery dry run failed: {_message(exc)}") from exc
+            raise translate(exc, "dry run failed", data=False) from exc
         return int(job.total_bytes_processed or 0)
 
 

@@ -44,6 +44,10 @@ class Dialect:
         """DATE ``day`` plus ``days`` days, as a DATE."""
         raise NotImplementedError
 
+    def star_except(self, *columns: str) -> str:
+        """Every column but ``columns`` (``SELECT * EXCLUDE`` / ``* EXCEPT``)."""
+        raise NotImplementedError
+
     def utc_date(self, ts: str) -> str:
         """The UTC calendar date of TIMESTAMP ``ts``."""
         return f"CAST({_expr(ts)} AS DATE)"
@@ -56,6 +60,9 @@ class Dialect:
 
 class DuckDBDialect(Dialect):
     name = "duckdb"
+
+    def star_except(self, *columns: str) -> str:
+        return f"* EXCLUDE ({', '.join(check_identifier(c) for c in columns)})"
 
     def in_list(self, column: str, param: str) -> str:
         return f"{_expr(column)} IN (SELECT unnest(@{check_identifier(param)}))"
@@ -80,6 +87,9 @@ class DuckDBDialect(Dialect):
 
 class BigQueryDialect(Dialect):
     name = "bigquery"
+
+    def star_except(self, *columns: str) -> str:
+        return f"* EXCEPT ({', '.join(check_identifier(c) for c in columns)})"
 
     def in_list(self, column: str, param: str) -> str:
         return f"{_expr(column)} IN UNNEST(@{check_identifier(param)})"

@@ -9,6 +9,7 @@ scheduler's jobs): every operation holds its lock, so they take turns on the one
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import threading
@@ -21,7 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from warehouse.base import Batch, Batches, Delete, Warehouse, WarehouseError, iter_batches
+from warehouse.base import (REPLACED, STALE, Batch, Batches, DataRejected, Delete, Warehouse, WarehouseError,
+                            WarehouseUnavailable, iter_batches)
+from warehouse.latest import latest_statements
 from warehouse.schema import Table, check_identifier
 from warehouse.sqlparams import to_duckdb_params, used_params
 
@@ -61,6 +64,24 @@ def _is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
+# the data's shape or values: isolating the message or record that carries them fixes it
+_REJECTED = (duckdb.BinderException, duckdb.CatalogException, duckdb.ConversionException, duckdb.ConstraintException,
+             duckdb.OutOfRangeException, duckdb.TypeMismatchException, duckdb.InvalidInputException)
+# the statement itself (a query's syntax): neither the data's fault nor an outage
+_STATEMENT = (duckdb.ParserException, duckdb.SyntaxException, duckdb.NotImplementedException)
+
+
+def translate(exc: duckdb.Error, what: str, *, data: bool) -> WarehouseError:
+    """A DuckDB exception as the project's kind: rejected data (in a write), a bad statement, or
+    unavailable (I/O, disk full, lock, a failed commit, an invalidated database: everything else)."""
+    text = f"{what}: {exc}"
+    if isinstance(exc, _REJECTED):
+        return DataRejected(text) if data else WarehouseError(text)
+    if isinstance(exc, _STATEMENT):
+        return WarehouseError(text)
+    return WarehouseUnavailable(text)
+
+
 class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"
 
@@ -91,10 +112,19 @@ class DuckDBWarehouse(Warehouse):
         )
         try:
             con = retrying(duckdb.connect, self.path)
+            con.execute("SET TimeZone = 'UTC'")
         except duckdb.Error as exc:
-            raise WarehouseError(f"cannot open DuckDB warehouse {self.path}: {exc}") from None
-        con.execute("SET TimeZone = 'UTC'")
+            raise WarehouseUnavailable(f"cannot open DuckDB warehouse {self.path}: {exc}") from None
         return con
+
+    def _reset(self) -> None:
+        """Drop the connection after a fault (DuckDB may have invalidated it); the next use reopens."""
+        con, self._con = self._con, None
+        if con is not None:
+            try:
+                con.close()
+            except duckdb.Error:
+                pass
 
     def idle(self) -> None:
         if self.path != ":memory:":  # closing an in-memory database would discard it
@@ -107,40 +137,61 @@ class DuckDBWarehouse(Warehouse):
                 self._con = None
 
     # ------------------------------------------------------------ schema
-    def table_columns(self, table: str) -> dict[str, str] | None:
+    def _catalog(self, sql: str, params: list | None = None) -> list[tuple]:
         with self._lock:
-            rows = self.con.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
-                [table],
-            ).fetchall()
+            try:
+                return self.con.execute(sql, params).fetchall()
+            except duckdb.Error as exc:
+                self._reset()
+                raise translate(exc, f"cannot read the catalog of {self.path}", data=False) from exc
+
+    def table_columns(self, table: str) -> dict[str, str] | None:
+        rows = self._catalog("SELECT column_name, data_type FROM information_schema.columns "
+                             "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position", [table])
         return {name: typ for name, typ in rows} or None
 
     def table_names(self) -> set[str]:
-        with self._lock:
-            rows = self.con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()
-        return {name for (name,) in rows}
+        return {name for (name,) in self._catalog(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")}
 
     def ensure_tables(self, tables: Iterable[Table]) -> None:
         with self._lock:
-            for table in tables:
-                existing = self.table_columns(table.name)
-                if existing is None:
-                    cols = ", ".join(f'"{c.name}" {DUCKDB_TYPES[c.type]}' for c in table.columns)
-                    self.con.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({cols})")
-                    continue
-                for col in table.columns:
-                    if col.name not in existing:
-                        log.info("adding column %s.%s %s", table.name, col.name, col.type)
-                        self.con.execute(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {DUCKDB_TYPES[col.type]}')
+            try:
+                for table in tables:
+                    existing = self.table_columns(table.name)
+                    if existing is None:
+                        cols = ", ".join(f'"{c.name}" {DUCKDB_TYPES[c.type]}' for c in table.columns)
+                        self.con.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({cols})")
+                        continue
+                    for col in table.columns:
+                        if col.name not in existing:
+                            log.info("adding column %s.%s %s", table.name, col.name, col.type)
+                            self.con.execute(
+                                f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {DUCKDB_TYPES[col.type]}')
+            except duckdb.Error as exc:
+                error = translate(exc, f"cannot create or alter tables in {self.path}", data=True)
+                if isinstance(error, WarehouseUnavailable):
+                    self._reset()
+                raise error from exc
+
+    def widen_column(self, table: str, column: str, logical_type: str) -> None:
+        with self._lock:
+            try:
+                self.con.execute(f'ALTER TABLE {check_identifier(table)} ALTER COLUMN "{check_identifier(column)}" '
+                                 f"TYPE {DUCKDB_TYPES[logical_type]}")
+            except duckdb.Error as exc:
+                raise translate(exc, f"cannot widen {table}.{column} to {logical_type}", data=True) from exc
 
     # ------------------------------------------------------------ data
     def write(self, batches: Batches, deletes: Sequence[Delete] = ()) -> dict[str, int]:
         written: dict[str, int] = {}
         with self._lock:
-            con = self.con
-            con.execute("BEGIN TRANSACTION")
+            try:
+                con = self.con
+                con.execute("BEGIN TRANSACTION")
+            except duckdb.Error as exc:
+                self._reset()
+                raise translate(exc, f"cannot start a write in {self.path}", data=False) from exc
             try:
                 for d in deletes:
                     if d.column is None:
@@ -151,17 +202,72 @@ class DuckDBWarehouse(Warehouse):
                         )
                 for batch in iter_batches(batches):
                     if batch.data.num_rows:
-                        written[batch.table] = written.get(batch.table, 0) + self._insert(con, batch)
+                        for table, n in self._insert(con, batch).items():
+                            written[table] = written.get(table, 0) + n
                 con.execute("COMMIT")
             except BaseException as exc:
-                con.execute("ROLLBACK")
+                self._rollback(con)
                 if isinstance(exc, duckdb.Error):
-                    raise WarehouseError(f"write to {self.path} rolled back: {exc}") from exc
+                    error = translate(exc, f"write to {self.path} rolled back", data=True)
+                    if isinstance(error, WarehouseUnavailable):
+                        self._reset()
+                    raise error from exc
                 raise
         return written
 
+    def _rollback(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Roll back, tolerating a transaction DuckDB already ended (a failed commit, a full disk):
+        the original error is the one worth reporting."""
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error as exc:
+            log.debug("rollback after a failed write: %s", exc)
+            self._reset()
+
+    def _insert(self, con: duckdb.DuckDBPyConnection, batch: Batch) -> dict[str, int]:
+        table = check_identifier(batch.table)
+        if batch.replace is not None:
+            return self._insert_latest(con, batch)
+        return {table: self._insert_rows(con, batch)}
+
+    def _insert_latest(self, con: duckdb.DuckDBPyConnection, batch: Batch) -> dict[str, int]:
+        """A latest-wins batch (see :class:`~warehouse.base.Replace` and :mod:`warehouse.latest`)."""
+        table, r = check_identifier(batch.table), batch.replace
+        view = f"_batch_{table}"
+        params: dict[str, Any] = {"now": dt.datetime.now(dt.timezone.utc)}
+        prune = ""
+        if batch.prune:
+            low, high = pc.min_max(batch.data.column(batch.prune)).values()
+            if low.is_valid:
+                prune = f'(t."{check_identifier(batch.prune)}" BETWEEN @lo AND @hi OR t."{batch.prune}" IS NULL)'
+                params |= {"lo": low.as_py(), "hi": high.as_py()}
+        key = [f'"{check_identifier(k)}"' for k in batch.key]
+        con.register(view, batch.data.append_column("__ord", pa.array(range(batch.data.num_rows), pa.int64())))
+        try:
+            # the common case, no key seen before (in the table or earlier in the batch): a plain insert
+            repeats = batch.data.group_by(list(batch.key)).aggregate([]).num_rows < batch.data.num_rows
+            if not repeats:
+                match = " AND ".join(f"t.{k} = w.{k}" for k in key) + (f" AND {prune}" if prune else "")
+                sql = f"SELECT EXISTS (SELECT 1 FROM {table} AS t JOIN {view} AS w ON {match})"
+                repeats = con.execute(to_duckdb_params(sql), used_params(sql, params)).fetchone()[0]
+            if not repeats:
+                n = con.execute(f"INSERT INTO {table} BY NAME SELECT * EXCLUDE (__ord) FROM {view}").fetchone()[0]
+                return {table: n}
+            stored = [name for (name,) in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? "
+                "ORDER BY ordinal_position", [table]).fetchall()]
+            counts = {}
+            for label, sql in latest_statements(lambda name: f'"{check_identifier(name)}"', table,
+                                                check_identifier(r.history), view, batch.data.column_names, stored,
+                                                batch.key, r, prune=prune):
+                counts[label] = con.execute(to_duckdb_params(sql), used_params(sql, params)).fetchone()[0]
+        finally:
+            _unregister(con, view)
+        return {table: counts["merge"], table + REPLACED: counts["replaced"], table + STALE: counts["stale"],
+                r.history: counts["superseded"] + counts["replaced"] + counts["stale"]}
+
     @staticmethod
-    def _insert(con: duckdb.DuckDBPyConnection, batch: Batch) -> int:
+    def _insert_rows(con: duckdb.DuckDBPyConnection, batch: Batch) -> int:
         table = check_identifier(batch.table)
         view = f"_batch_{table}"
         if not batch.key:
@@ -181,15 +287,17 @@ class DuckDBWarehouse(Warehouse):
             if low.is_valid:
                 match = f'(e."{prune}" BETWEEN ? AND ? OR e."{prune}" IS NULL) AND {match}'
                 params = [low.as_py(), high.as_py()]
+        # a batch without repeated keys (the usual case) needs no ranking of its rows
+        unique = batch.data.group_by(list(batch.key)).aggregate([]).num_rows == batch.data.num_rows
+        rows = f"SELECT * FROM {view}" if unique else (
+            f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {', '.join(f'{chr(34)}{k}{chr(34)}' for k in key)} "
+            f"ORDER BY __ord) AS __first FROM {view}) WHERE __first = 1")
         con.register(view, data)
         try:
             return con.execute(
                 f"""INSERT INTO {table} BY NAME
-                SELECT * EXCLUDE (__ord, __first) FROM (
-                    SELECT *, row_number() OVER (PARTITION BY {", ".join(f'"{k}"' for k in key)} ORDER BY __ord) AS __first
-                    FROM {view}
-                ) AS b
-                WHERE __first = 1 AND NOT EXISTS (SELECT 1 FROM {table} AS e WHERE {match})""",
+                SELECT * EXCLUDE (__ord{'' if unique else ', __first'}) FROM ({rows}) AS b
+                WHERE NOT EXISTS (SELECT 1 FROM {table} AS e WHERE {match})""",
                 params,
             ).fetchone()[0]
         finally:
@@ -241,11 +349,11 @@ class DuckDBWarehouse(Warehouse):
             except AttributeError:  # a statement without a result
                 return pa.table({})
             except duckdb.Error as exc:
-                raise WarehouseError(f"query failed on {self.path}: {exc}") from exc
+                raise translate(exc, f"query failed on {self.path}", data=False) from exc
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         with self._lock:
             try:
                 self.con.execute(to_duckdb_params(sql), used_params(sql, params) or None)
             except duckdb.Error as exc:
-                raise WarehouseError(f"statement failed on {self.path}: {exc}") from exc
+                raise translate(exc, f"statement failed on {self.path}", data=False) from exc

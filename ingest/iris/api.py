@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import requests
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from core.errors import InsightsError
 from ingest.iris.datasets import SPECS, DatasetSpec
 from ingest.iris.decode import Message
 from ingest.iris.load import IrisLoader
@@ -27,10 +28,6 @@ from ingest.iris.load import IrisLoader
 log = logging.getLogger(__name__)
 
 INSIGHTS_URL = "https://data.elexon.co.uk/bmrs/api/v1"
-
-
-class InsightsError(RuntimeError):
-    """The Insights API could not give us the data."""
 
 
 class _RangeTooLong(Exception):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from azure.servicebus import ServiceBusClient
 
+from core.errors import IrisConfigError
 from core.logs import register_secret
 
 ELEXON_TENANT = "4203b7a0-7773-4de5-b830-8b263a20426e"
@@ -31,10 +32,6 @@ ELEXON_TENANT = "4203b7a0-7773-4de5-b830-8b263a20426e"
 _TOML_KEYS = {"queue_name": "QueueName", "client_id": "ClientId", "client_secret": "Secret", "tenant_id": "TenantId",
               "namespace": "ServiceBusNamespace", "secret_expires": "SecretExpires", "connection_string": "ConnectionString"}
 DEFAULT_NAMESPACE = "elexon-insights-iris"
-
-
-class IrisConfigError(ValueError):
-    """IRIS settings that cannot work; says which setting and what is wrong."""
 
 
 @dataclass

@@ -93,7 +93,7 @@ def folder_files(
         try:
             name = S0142Name.parse(path.name)
         except FileNameError as exc:
-            bad.append(LoadResult(path.name, "failed", error=f"{path}: {str(exc).split(': ', 1)[1]}"))
+            bad.append(LoadResult(path.name, "failed", error=f"{path}: {exc.reason}"))
             continue
         if _wanted(name, start, end, runs):
             good.append((name, path))

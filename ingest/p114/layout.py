@@ -12,13 +12,10 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from core.errors import FileNameError
 from core.settlement import RUN_RANK
 
 FILE_NAME_RE = re.compile(r"^S0142_(\d{8})_([A-Z0-9]{2})_(\d{14})(?:\.gz)?$")
-
-
-class FileNameError(ValueError):
-    """A file name that does not follow ``S0142_<YYYYMMDD>_<RUN>_<YYYYMMDDHHMMSS>[.gz]``."""
 
 
 @dataclass(frozen=True)
@@ -34,17 +31,15 @@ class S0142Name:
     def parse(cls, name: str) -> "S0142Name":
         m = FILE_NAME_RE.match(name)
         if not m:
-            raise FileNameError(
-                f"{name}: file name does not parse; expected S0142_<YYYYMMDD>_<RUN>_<YYYYMMDDHHMMSS>.gz"
-            )
+            raise FileNameError(name, "file name does not parse; expected S0142_<YYYYMMDD>_<RUN>_<YYYYMMDDHHMMSS>.gz")
         date_s, run, stamp = m.groups()
         try:
             day = dt.datetime.strptime(date_s, "%Y%m%d").date()
             created = dt.datetime.strptime(stamp, "%Y%m%d%H%M%S")
         except ValueError as exc:
-            raise FileNameError(f"{name}: file name has an invalid date or stamp ({exc})") from None
+            raise FileNameError(name, f"file name has an invalid date or stamp ({exc})") from None
         if run not in RUN_RANK:
-            raise FileNameError(f"{name}: unknown settlement run {run!r} in file name")
+            raise FileNameError(name, f"unknown settlement run {run!r} in file name")
         return cls(name, day, run, created)
 
     @staticmethod

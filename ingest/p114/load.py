@@ -85,7 +85,7 @@ def load_file(
     try:
         S0142Name.parse(name)
     except FileNameError as exc:
-        return _failed(wh, S0142Error(name, str(exc).split(": ", 1)[-1]), origin, started)
+        return _failed(wh, exc, origin, started)
     if not force and is_loaded(wh, name):
         return _skipped(wh, source, name)
     try:

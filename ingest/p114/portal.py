@@ -19,6 +19,7 @@ from pathlib import Path
 import requests
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from core.errors import PortalError
 from core.logs import redact, register_secret
 
 log = logging.getLogger(__name__)
@@ -26,13 +27,6 @@ log = logging.getLogger(__name__)
 PORTAL_URL = "https://downloads.elexonportal.co.uk"
 KEY_ENV = "ELEXON_PORTAL_KEY"
 GZIP_MAGIC = b"\x1f\x8b"
-
-
-class PortalError(RuntimeError):
-    """The Portal could not be used; the message never contains the key."""
-
-    def __init__(self, message: str):
-        super().__init__(redact(message))
 
 
 class _Retryable(Exception):

@@ -30,6 +30,7 @@ import polars as pl
 import pyarrow as pa
 from isal import isal_zlib
 
+from core.errors import S0142Error
 from core.iterators import prefetch
 from core.settlement import periods_in_day
 from ingest.p114.layout import (
@@ -49,15 +50,6 @@ log = logging.getLogger(__name__)
 BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
 _DTYPES = {"str": pl.String, "float": pl.Float64, "int": pl.Int32}
-
-
-class S0142Error(ValueError):
-    """A file that cannot be loaded; says which file, line (1-based) and field."""
-
-    def __init__(self, file: str, message: str, line: int | None = None, field: str | None = None):
-        self.file, self.line, self.field, self.reason = file, line, field, message
-        where = file + (f" line {line}" if line is not None else "") + (f" field {field}" if field else "")
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass
@@ -117,8 +109,8 @@ def _source(source: str | Path | bytes, name: str | None) -> tuple[bytes, S0142N
             raise ValueError("a file given as bytes needs its file name")
     try:
         return raw, S0142Name.parse(name)
-    except FileNameError as exc:
-        raise S0142Error(name, str(exc).split(": ", 1)[1]) from None
+    except FileNameError:
+        raise
 
 
 class _Reader:
