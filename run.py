@@ -245,7 +245,7 @@ def ingest() -> None:
 @click.option("--once", is_flag=True, help="With --from-dir: load what is there and exit (else keep watching).")
 @click.option("--remove", is_flag=True, help="With --from-dir: delete each file once it is committed.")
 @click.option("--poll", default=5.0, show_default=True, help="With --from-dir: seconds between scans.")
-@click.option("--batch-size", type=int, default=None, help="Messages per transaction [Service Bus 500, files 5000].")
+@click.option("--batch-size", type=int, default=None, help="Messages per transaction [Service Bus 500, files 10000].")
 @click.option("--exit-when-idle", "idle", type=float, default=None, metavar="SECONDS",
               help="Return once the queue (or folder) has been empty this long.")
 @click.pass_obj
@@ -257,11 +257,12 @@ def ingest_iris(state: State, connection_string, queue, iris_settings, from_dir,
     message is recognised by its id and not loaded twice. SIGTERM or Ctrl-C finishes the batch
     in hand and stops.
     """
+    from ingest.iris.files import FILE_BATCH
     from ingest.iris.load import IrisLoader
 
     loader = IrisLoader(state.warehouse())
     if from_dir:
-        _replay(loader, from_dir, once=once, remove=remove, poll=poll, batch_size=batch_size or 5000, idle=idle)
+        _replay(loader, from_dir, once=once, remove=remove, poll=poll, batch_size=batch_size or FILE_BATCH, idle=idle)
         return
     from ingest.iris.config import IrisConfigError, IrisSettings
     from ingest.iris.servicebus import IrisWorker, install_stop_signals

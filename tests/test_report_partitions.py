@@ -38,7 +38,8 @@ def loaded(tmp_path, wh):
         iris_message("old-B", "BOALF", [{"dataset": "BOALF", "acceptanceNumber": 9, "acceptanceTime": old,
                                          "bmUnit": "T_X-1", "timeFrom": old, "timeTo": old}]),
         *(iris_message(f"old-{d}", d, [{"dataset": d, "bmUnit": "A", "notificationSequence": 0, "timeFrom": old,
-                                        "timeTo": "2024-12-01T00:00:00.000Z", "levelFrom": 1, "levelTo": 1}])
+                                        "notificationTime": old, "timeTo": "2024-12-01T00:00:00.000Z",
+                                        "levelFrom": 1, "levelTo": 1}])
           for d in ("MELS", "MILS")),
     ])
     return wh

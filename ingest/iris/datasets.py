@@ -6,6 +6,20 @@ names. Each dataset has one **natural key**: the same row arriving twice (a rede
 or the same row from IRIS and from the API) is stored once, while distinct readings never
 collapse (FUELINST keeps one row per fuel type per 5 minutes and per publication).
 
+Each dataset also says what a key arriving again **with different values** means (``mode``):
+
+* ``immutable``: a measurement or publication that is never restated (FREQ, FUELINST, the
+  indicated forecasts, MELS/MILS submissions, whose key carries their own sequence): the first
+  copy stands, a repeat is a duplicate;
+* ``latest``: Elexon re-sends corrections under the same key (DISBSAD costs, BOALF amendments,
+  re-submitted PN/BOD, MID restatements, the settlement datasets re-issued after each run): the
+  newer version replaces the stored row and the replaced one moves to ``<table>_history`` with the
+  message that replaced it. "Newer" is decided by the row's own publication time where the dataset
+  has one (``version``), else by the message's time (Service Bus enqueued time, the file's arrival
+  time, the API fetch time), so an older message arriving late never overwrites a newer one;
+* ``versioned``: every revision is a row of its own (REMIT: the key includes ``revision_number``)
+  and the view ``<table>_latest`` shows the newest revision per ``latest_by``.
+
 Datasets and fields not listed here are still loaded: their types are inferred from the values
 (see :func:`infer_type`), a new dataset gets its own table and a new field a new column.
 """
@@ -39,19 +53,34 @@ class ApiSpec:
     limit_source: str  # where the limit comes from
 
 
+IMMUTABLE, LATEST, VERSIONED = "immutable", "latest", "versioned"
+MESSAGE_TIME = "_message_time"  # bookkeeping column: when the message carrying the row was published
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     code: str
     fields: dict[str, str]  # Elexon field name → logical type
-    key: tuple[str, ...]  # natural key, as column names
+    key: tuple[str, ...]  # natural key, as column names; every key field is required
     event_time: str  # column that dates a row (partitioning, pruning, freshness)
     cadence: dt.timedelta | None = None  # expected spacing of event_time, where regular
     api: ApiSpec | None = None
     notes: str = ""
+    mode: str = IMMUTABLE  # immutable | latest | versioned (module docstring)
+    version: str | None = None  # column ordering versions of a row; default: the message's time
+    latest_by: tuple[str, ...] = ()  # versioned: the key without the revision
 
     @property
     def table(self) -> str:
         return table_name(self.code)
+
+    @property
+    def history_table(self) -> str:
+        return self.table + "_history"
+
+    @property
+    def version_column(self) -> str:
+        return self.version or MESSAGE_TIME
 
     @property
     def columns(self) -> dict[str, str]:
@@ -90,6 +119,8 @@ SPECS: dict[str, DatasetSpec] = {
             key=("bm_unit", "acceptance_number", "time_from"),
             event_time="time_from",
             api=_api("BOALF", "from", "to", _DAY, "1 day (observed)"),
+            mode=LATEST,
+            notes="amendments (amendmentFlag AMD) re-send an acceptance's rows: the latest message wins",
         ),
         DatasetSpec("MELS", _LIMITS, key=("bm_unit", "notification_sequence", "notification_time", "time_from", "time_to"),
                     event_time="time_from", api=_api("MELS", "from", "to", _HOUR, "1 hour (observed)"),
@@ -98,15 +129,16 @@ SPECS: dict[str, DatasetSpec] = {
                     event_time="time_from", api=_api("MILS", "from", "to", _HOUR, "1 hour (observed)"),
                     notes="IRIS carries raw submissions; the API returns the resolved position (see README)"),
         DatasetSpec("PN", _PHYSICAL, key=("bm_unit", "settlement_date", "settlement_period", "time_from", "time_to"),
-                    event_time="time_from", api=_api("PN", "from", "to", _HOUR, "1 hour (conservative)")),
+                    event_time="time_from", api=_api("PN", "from", "to", _HOUR, "1 hour (conservative)"), mode=LATEST),
         DatasetSpec("QPN", _PHYSICAL, key=("bm_unit", "settlement_date", "settlement_period", "time_from", "time_to"),
-                    event_time="time_from", api=_api("QPN", "from", "to", _HOUR, "1 hour (conservative)")),
+                    event_time="time_from", api=_api("QPN", "from", "to", _HOUR, "1 hour (conservative)"), mode=LATEST),
         DatasetSpec(
             "BOD",
             {**_PHYSICAL, "pairId": "int", "offer": "float", "bid": "float"},
             key=("bm_unit", "settlement_date", "settlement_period", "pair_id", "time_from"),
             event_time="time_from",
             api=_api("BOD", "from", "to", _HOUR, "1 hour (observed)"),
+            mode=LATEST,
         ),
         DatasetSpec("FREQ", {"dataset": "str", "measurementTime": "dt", "frequency": "float"},
                     key=("measurement_time",), event_time="measurement_time", cadence=dt.timedelta(seconds=15),
@@ -136,6 +168,8 @@ SPECS: dict[str, DatasetSpec] = {
             key=("settlement_date", "settlement_period", "id"),
             event_time="settlement_date",
             api=_api("DISBSAD", "from", "to", _DAY, "1 day (observed)"),
+            mode=LATEST,
+            notes="costs are corrected by re-sending the action under its id",
         ),
         DatasetSpec(
             "MID",
@@ -145,6 +179,7 @@ SPECS: dict[str, DatasetSpec] = {
             event_time="start_time",
             cadence=dt.timedelta(minutes=30),
             api=_api("MID", "from", "to", dt.timedelta(days=7), "7 days (observed)"),
+            mode=LATEST,
         ),
         DatasetSpec(
             "REMIT",
@@ -158,6 +193,8 @@ SPECS: dict[str, DatasetSpec] = {
             key=("mrid", "revision_number"),
             event_time="publish_time",
             api=_api("REMIT", "publishDateTimeFrom", "publishDateTimeTo", _DAY, "1 day (observed)"),
+            mode=VERSIONED,
+            latest_by=("mrid",),
         ),
     ]
 }

@@ -10,14 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import repeat
 
 import orjson
 
+from core.errors import DecodeError
+
 DATASET_CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,31}$")
-
-
-class DecodeError(ValueError):
-    """A body that is not a JSON array (or object) of records."""
 
 
 @dataclass
@@ -50,15 +50,22 @@ def decode_body(body: bytes | str) -> list[dict]:
         value = value["data"] if isinstance(value.get("data"), list) else [value]
     if not isinstance(value, list):
         raise DecodeError(f"body is JSON {type(value).__name__}, expected an array of records")
-    for i, record in enumerate(value):
-        if not isinstance(record, dict):
-            raise DecodeError(f"record {i} is {type(record).__name__}, expected an object")
+    if not all(map(isinstance, value, repeat(dict))):  # C-level check; the slow search only on failure
+        i, record = next((i, r) for i, r in enumerate(value) if not isinstance(r, dict))
+        raise DecodeError(f"record {i} is {type(record).__name__}, expected an object")
     return value
 
 
 def dataset_of(message: Message, record: dict) -> str | None:
     """The dataset a record belongs to: the message subject, else the record's ``dataset`` field."""
     for candidate in (message.subject, record.get("dataset")):
-        if isinstance(candidate, str) and DATASET_CODE.match(candidate.strip().upper()):
-            return candidate.strip().upper()
+        code = _dataset_code(candidate) if isinstance(candidate, str) else None
+        if code:
+            return code
     return None
+
+
+@lru_cache(maxsize=4096)
+def _dataset_code(text: str) -> str | None:
+    code = text.strip().upper()
+    return code if DATASET_CODE.match(code) else None

@@ -16,12 +16,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import InputFileError
 from ingest.iris.decode import Message
 from ingest.iris.load import BatchResult, IrisLoader
 
 log = logging.getLogger(__name__)
 
 SKIP_SUFFIXES = (".part", ".tmp", ".swp")
+FILE_BATCH = 10_000  # messages per transaction: fewer, larger commits (about 50,000 rows, 60 MB of memory)
 
 
 @dataclass
@@ -52,57 +54,77 @@ class ReplaySummary:
         ]
 
 
-def drop_files(root: str | Path) -> list[Path]:
-    """Message files under ``root``, oldest first (by modification time, then name)."""
+@dataclass(frozen=True)
+class DropFile:
+    """One message file: its path, dataset folder, name (the message id) and arrival time."""
+
+    path: str
+    subject: str
+    name: str
+    arrived: float  # modification time, seconds since the epoch
+    size: int
+
+
+def drop_files(root: str | Path) -> list[DropFile]:
+    """Message files under ``root``, oldest first (by arrival, i.e. modification time, then name)."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"IRIS file drop folder {root} does not exist")
+        raise InputFileError(f"IRIS file drop folder {root} does not exist")
     found = []
-    for dataset_dir in root.iterdir():
-        if not dataset_dir.is_dir():
-            continue
-        with os.scandir(dataset_dir) as entries:
-            for entry in entries:
-                if entry.is_file() and not entry.name.endswith(SKIP_SUFFIXES) and not entry.name.startswith("."):
-                    found.append((entry.stat().st_mtime, entry.name, Path(entry.path)))
-    found.sort()
-    return [path for _, _, path in found]
+    with os.scandir(root) as datasets:
+        for dataset_dir in datasets:
+            if not dataset_dir.is_dir():
+                continue
+            with os.scandir(dataset_dir.path) as entries:
+                for entry in entries:
+                    if entry.is_file() and not entry.name.endswith(SKIP_SUFFIXES) and not entry.name.startswith("."):
+                        st = entry.stat()
+                        found.append(DropFile(entry.path, dataset_dir.name, entry.name, st.st_mtime, st.st_size))
+    found.sort(key=lambda f: (f.arrived, f.name))
+    return found
 
 
-def file_message(path: Path) -> Message:
-    subject = path.parent.name
-    mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+def file_message(file: DropFile) -> Message:
+    """A file as a loader message; the arrival time is its enqueued time (the ``stat`` is not repeated)."""
+    fd = os.open(file.path, os.O_RDONLY)  # plain system calls: a buffered file object costs more than the read
+    try:
+        parts = [os.read(fd, file.size + 1)]
+        while parts[-1]:  # the file grew since it was listed: read to its end
+            parts.append(os.read(fd, 1 << 16))
+    finally:
+        os.close(fd)
+    body = b"".join(parts)
     return Message(
-        message_id=path.name,
-        body=path.read_bytes(),
-        subject=None if subject.lower() == "unknown" else subject,
+        message_id=file.name,
+        body=body,
+        subject=None if file.subject.lower() == "unknown" else file.subject,
         source="file",
-        enqueued_at=mtime,
+        enqueued_at=dt.datetime.fromtimestamp(file.arrived, dt.timezone.utc),
     )
 
 
-def _batches(paths: list[Path], size: int) -> Iterator[list[Path]]:
-    for i in range(0, len(paths), size):
-        yield paths[i : i + size]
+def _batches(files: list[DropFile], size: int) -> Iterator[list[DropFile]]:
+    for i in range(0, len(files), size):
+        yield files[i : i + size]
 
 
 def replay_directory(
     loader: IrisLoader,
     root: str | Path,
     *,
-    batch_size: int = 2000,
+    batch_size: int = FILE_BATCH,
     remove: bool = False,
     on_batch: Callable[[ReplaySummary], None] | None = None,
 ) -> ReplaySummary:
     """Load every message file under ``root`` once (a second replay skips them all)."""
     started = time.perf_counter()
     summary = ReplaySummary()
-    for paths in _batches(drop_files(root), batch_size):
-        messages = [file_message(p) for p in paths]
-        summary.add(loader.load(messages), len(paths))
+    for files in _batches(drop_files(root), batch_size):
+        messages = [file_message(f) for f in files]
+        summary.add(loader.load(messages), len(files))
         if remove:
-            for p in paths:
-                p.unlink(missing_ok=True)
+            for f in files:
+                Path(f.path).unlink(missing_ok=True)
         summary.seconds = time.perf_counter() - started
         if on_batch:
             on_batch(summary)

@@ -3,42 +3,56 @@
 For a batch (from Service Bus, a file drop or the API):
 
 1. messages already in the ledger are skipped (a redelivery loads nothing twice);
-2. bodies are decoded; a body that does not decode is quarantined whole;
-3. records are grouped by dataset and typed column-wise (DuckDB ``TRY_CAST``); a record with a
-   value that does not fit its column's type is quarantined, the rest load;
-4. a new dataset gets a table, a new field a nullable column, each recorded once in
-   ``iris_schema_changes`` and logged;
-5. rows, ledger entries, quarantine rows and batch statistics are written in one transaction;
-   a row whose natural key is already stored (the same row from IRIS and the API) is skipped.
+2. bodies are decoded; a body that does not decode is quarantined whole (with its raw text);
+3. records are grouped by dataset and typed column-wise (:mod:`ingest.iris.typed`): a record with a
+   value that does not fit its column exactly, or without its natural key, is quarantined with the
+   reason and its raw JSON, the rest load;
+4. a new dataset gets a table, a new field a nullable column, an inferred INT64 column that meets a
+   fraction becomes FLOAT64; each change is recorded once in ``iris_schema_changes`` and logged;
+5. rows, ledger entries and quarantine rows are written in one transaction. What a row whose
+   natural key is already stored does depends on the dataset (``DatasetSpec.mode``): an identical
+   row is a duplicate; a different one is a correction (latest wins, the old version kept in
+   ``<table>_history``) or, for an immutable dataset, a duplicate too.
+
+If the warehouse **rejects** the batch's data (:class:`~core.errors.DataRejected`: a column it
+cannot bind, a value it cannot convert), the batch is retried message by message and only a
+message that is still rejected is quarantined whole; the rest commit. If the warehouse is
+**unavailable** (:class:`~core.errors.WarehouseUnavailable`) the error goes to the caller, which
+keeps the messages and retries: nothing is quarantined for a fault of ours.
 
 The caller settles messages (completes them on Service Bus, deletes files) only after this returns.
 """
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
 import logging
-import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from itertools import repeat
 from dataclasses import dataclass, field
 
-import duckdb
 import orjson
 import pyarrow as pa
 
-from ingest.iris.datasets import SPECS, DatasetShape, infer_type, snake
+from core.errors import DataRejected, ElexonError
+from ingest.iris.datasets import LATEST, MESSAGE_TIME, SPECS, VERSIONED, DatasetShape
 from ingest.iris.decode import DecodeError, Message, dataset_of, decode_body
-from ingest.iris.tables import BATCHES, BOOKKEEPING, LEDGER, QUARANTINE, SCHEMA_CHANGES, data_table
-from warehouse.base import Batch, Warehouse
-from warehouse.duckdb import DUCKDB_TYPES
+from ingest.iris.tables import BATCHES, BOOKKEEPING, LEDGER, QUARANTINE, SCHEMA_CHANGES, data_table, history_table
+from ingest.iris.typed import type_records
+from warehouse.base import REPLACED, STALE, Batch, Replace, Warehouse
 from warehouse.schema import ARROW_TYPES
+from warehouse.sqltemplates import render
 
 log = logging.getLogger(__name__)
 
 LEDGER_WINDOW = dt.timedelta(days=1)  # redeliveries keep their enqueued time; look a day either side
+_BOOKKEEPING_COLUMNS = ("_message_id", "_source", "_ingested_at", MESSAGE_TIME)
+
+
+class _Unexpected(Exception):
+    """An error that is neither the data's nor the warehouse's: a bug; isolated like rejected data."""
 
 
 @dataclass
@@ -51,9 +65,51 @@ class BatchResult:
     rows: int = 0
     inserted: int = 0
     duplicate_rows: int = 0
+    corrections: int = 0
+    stale_rows: int = 0
     quarantined: int = 0
+    isolated: int = 0  # messages quarantined whole because the warehouse rejected their data
     datasets: dict[str, dict[str, int]] = field(default_factory=dict)
     schema_changes: list[str] = field(default_factory=list)
+
+    def add(self, other: "BatchResult") -> None:
+        for name in ("messages", "duplicate_messages", "rows", "inserted", "duplicate_rows", "corrections",
+                     "stale_rows", "quarantined", "isolated"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for code, counts in other.datasets.items():
+            mine = self.datasets.setdefault(code, {})
+            for k, v in counts.items():
+                mine[k] = mine.get(k, 0) + v
+        self.schema_changes += other.schema_changes
+
+
+@dataclass
+class _Group:
+    """The records of one dataset in a batch, with the message each came from."""
+
+    positions: list[int] = field(default_factory=list)  # the record's message, as its position in the batch
+    indexes: list[int] = field(default_factory=list)  # the record's position in its message
+    records: list[dict] = field(default_factory=list)
+
+    def add_all(self, position: int, records: list[dict]) -> None:
+        self.positions.extend(repeat(position, len(records)))
+        self.indexes.extend(range(len(records)))
+        self.records.extend(records)
+
+
+@dataclass
+class _Lineage:
+    """Per-message lineage values of a batch as Arrow arrays, taken per row by message position."""
+
+    ids: pa.Array
+    sources: pa.Array
+    times: pa.Array
+
+    @classmethod
+    def of(cls, messages: Sequence[Message]) -> "_Lineage":
+        return cls(pa.array([m.message_id for m in messages], pa.string()),
+                   pa.array([m.source for m in messages], pa.string()),
+                   pa.array([_message_time(m) for m in messages], ARROW_TYPES["TIMESTAMP"]))
 
 
 class IrisLoader:
@@ -61,11 +117,42 @@ class IrisLoader:
 
     def __init__(self, wh: Warehouse):
         self.wh = wh
-        self._columns: dict[str, dict[str, str]] = {}  # table → logical column types
+        self._columns: dict[str, dict[str, str]] = {}  # table → logical column types (data columns only)
+        self._prepared: set[str] = set()  # tables whose history table / view this loader has ensured
         wh.ensure_tables(BOOKKEEPING)
 
     # ------------------------------------------------------------------ public
     def load(self, messages: Sequence[Message]) -> BatchResult:
+        """Load ``messages`` (see the module docstring).
+
+        Raises only :class:`~core.errors.WarehouseError` for a warehouse that cannot take the batch
+        now (unavailable, or refusing our own statements): the caller keeps the messages and retries.
+        """
+        try:
+            return self._load(messages)
+        except (DataRejected, _Unexpected) as exc:
+            self._columns.clear()  # the failed write may have left a schema change behind: re-read
+            why = (f"the warehouse rejected its data: {exc}" if isinstance(exc, DataRejected)
+                   else f"internal error while loading it ({exc}); please report it")
+            if len(messages) > 1:
+                log.warning("a batch of %d messages failed (%s); loading them one by one", len(messages), why)
+                result = BatchResult(uuid.uuid4().hex)
+                for message in messages:
+                    result.add(self.load([message]))
+                return result
+            return self.quarantine_message(messages[0], why)
+
+    def _load(self, messages: Sequence[Message]) -> BatchResult:
+        try:
+            return self._load_batch(messages)
+        except ElexonError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug must not lose or block good messages
+            log.debug("unexpected error loading a batch", exc_info=True)
+            raise _Unexpected(f"{type(exc).__name__}: {exc}") from exc
+
+    # ------------------------------------------------------------------ one batch
+    def _load_batch(self, messages: Sequence[Message]) -> BatchResult:
         now = dt.datetime.now(dt.timezone.utc)
         result = BatchResult(uuid.uuid4().hex)
         unique = list({m.message_id: m for m in reversed(messages)}.values())[::-1]  # first of each id
@@ -76,44 +163,60 @@ class IrisLoader:
 
         quarantine: list[dict] = []
         ledger: list[dict] = []
-        by_dataset: dict[str, list[tuple[Message, int, dict]]] = defaultdict(list)
-        for msg in fresh:
+        groups: dict[str, _Group] = defaultdict(_Group)
+        for position, msg in enumerate(fresh):
             entry = self._ledger_row(msg, result.batch_id, now)
             ledger.append(entry)
             try:
                 records = decode_body(msg.body)
             except DecodeError as exc:
-                quarantine.append(self._quarantine_row(msg, msg.subject, None, str(exc),
-                                                       msg.body.decode("utf-8", "replace"), now))
+                quarantine.append(_quarantine_row(msg, msg.subject, None, str(exc),
+                                                  msg.body.decode("utf-8", "replace"), now))
                 entry["quarantined"] = 1
                 continue
             entry["records"] = len(records)
-            datasets = set()
             by_subject = dataset_of(msg, {})  # the subject decides for every record when it is present
+            if by_subject:
+                if records:
+                    groups[by_subject].add_all(position, records)
+                entry["dataset"] = by_subject
+                continue
+            datasets = set()
             for i, record in enumerate(records):
-                code = by_subject or dataset_of(msg, record)
+                code = dataset_of(msg, record)
                 if code is None:
-                    quarantine.append(self._quarantine_row(
+                    quarantine.append(_quarantine_row(
                         msg, None, i, "no dataset: the message has no subject and the record no 'dataset' field",
                         orjson.dumps(record).decode(), now))
                     entry["quarantined"] += 1
                     continue
                 datasets.add(code)
-                by_dataset[code].append((msg, i, record))
+                group = groups[code]
+                group.positions.append(position)
+                group.indexes.append(i)
+                group.records.append(record)
             entry["dataset"] = ",".join(sorted(datasets)) or msg.subject
 
         ledger_by_id = {e["message_id"]: e for e in ledger}
+        lineage = _Lineage.of(fresh)
         batches: list[Batch] = []
         counts: dict[str, dict] = {}
-        for code, items in sorted(by_dataset.items()):
-            typed, bad = self._typed(code, items, result)
-            for (msg, i, record), reason in bad:
-                quarantine.append(self._quarantine_row(msg, code, i, reason, orjson.dumps(record).decode(), now))
+        for code, group in sorted(groups.items()):
+            shape, typed, bad = self._typed(code, group, lineage, fresh, result, now)
+            for i, reason in bad:
+                msg = fresh[group.positions[i]]
+                quarantine.append(_quarantine_row(msg, code, group.indexes[i], reason,
+                                                  orjson.dumps(group.records[i]).decode(), now))
                 ledger_by_id[msg.message_id]["quarantined"] += 1
-            shape = self._shape_of(code)
-            batches.append(Batch(shape.table, typed, key=shape.key, prune=shape.event_time))
-            counts[code] = {"messages": len({m.message_id for m, _, _ in items}), "rows": typed.num_rows,
-                            "last_enqueued_at": max((m.enqueued_at or m.received_at) for m, _, _ in items)}
+            spec = shape.spec
+            replace = None
+            if spec is not None and spec.mode in (LATEST, VERSIONED):
+                compare = tuple(c for c in typed.column_names if c not in _BOOKKEEPING_COLUMNS)
+                replace = Replace(spec.version_column, spec.history_table, compare)
+            batches.append(Batch(shape.table, typed, key=shape.key, prune=shape.event_time, replace=replace))
+            positions = set(group.positions)
+            counts[code] = {"messages": len(positions), "rows": typed.num_rows,
+                            "last_enqueued_at": max(_message_time(fresh[i]) for i in positions)}
 
         written = self.wh.write(
             [
@@ -124,17 +227,44 @@ class IrisLoader:
             ]
         )
         for code, c in counts.items():
-            c["inserted"] = written.get(self._shape_of(code).table, 0)
-            c["duplicate_rows"] = c["rows"] - c["inserted"]
+            shape = self._shape_of(code)
+            history = written.get(shape.spec.history_table, 0) if shape.spec else 0
+            c["inserted"] = written.get(shape.table, 0)
+            c["corrections"] = written.get(shape.table + REPLACED, 0)
+            c["stale_rows"] = written.get(shape.table + STALE, 0)
+            # rows offered = new + replacing + superseded/stale (to history) + identical duplicates
+            c["duplicate_rows"] = c["rows"] - c["inserted"] - (history - c["corrections"])
             result.rows += c["rows"]
             result.inserted += c["inserted"]
             result.duplicate_rows += c["duplicate_rows"]
+            result.corrections += c["corrections"]
+            result.stale_rows += c["stale_rows"]
         result.quarantined = len(quarantine)
         result.datasets = {code: {k: v for k, v in c.items() if k != "last_enqueued_at"} for code, c in counts.items()}
-        # statistics are advisory: written after the data, outside its transaction
-        stats = _statistics(result.batch_id, now, messages, {m.message_id for m in fresh}, counts, quarantine)
-        self.wh.write({BATCHES.name: BATCHES.conform(pa.Table.from_pylist(stats))})
+        self._write_statistics(result.batch_id, now, messages, {m.message_id for m in fresh}, counts, quarantine)
         return result
+
+    def quarantine_message(self, msg: Message, reason: str) -> BatchResult:
+        """Quarantine one message whole (raw body and reason) and record it in the ledger, so it is
+        not retried for ever; nothing else of it is loaded."""
+        now = dt.datetime.now(dt.timezone.utc)
+        result = BatchResult(uuid.uuid4().hex, messages=1, quarantined=1, isolated=1)
+        if self._already_loaded([msg]):
+            return BatchResult(result.batch_id, duplicate_messages=1)
+        entry = self._ledger_row(msg, result.batch_id, now) | {"quarantined": 1}
+        row = _quarantine_row(msg, dataset_of(msg, {}), None, reason[:4000], msg.body.decode("utf-8", "replace"), now)
+        self.wh.write([
+            Batch(LEDGER.name, LEDGER.conform(pa.Table.from_pylist([entry])), key=("message_id",), prune="enqueued_date"),
+            (QUARANTINE.name, QUARANTINE.conform(pa.Table.from_pylist([row]))),
+        ])
+        self._write_statistics(result.batch_id, now, [msg], {msg.message_id}, {}, [row])
+        return result
+
+    def _write_statistics(self, batch_id: str, now: dt.datetime, messages: Sequence[Message], fresh_ids: set[str],
+                          counts: dict[str, dict], quarantine: list[dict]) -> None:
+        """Statistics are advisory: written after the data, outside its transaction."""
+        stats = _statistics(batch_id, now, messages, fresh_ids, counts, quarantine)
+        self.wh.write({BATCHES.name: BATCHES.conform(pa.Table.from_pylist(stats))})
 
     # ------------------------------------------------------------------ ledger
     def _already_loaded(self, messages: Sequence[Message]) -> set[str]:
@@ -158,13 +288,6 @@ class IrisLoader:
             "records": 0, "quarantined": 0, "batch_id": batch_id, "ingested_at": now,
         }
 
-    @staticmethod
-    def _quarantine_row(msg: Message, dataset: str | None, index: int | None, reason: str, raw: str,
-                        now: dt.datetime) -> dict:
-        log.warning("quarantined %s%s: %s", msg.message_id, "" if index is None else f" record {index}", reason)
-        return {"message_id": msg.message_id, "dataset": dataset, "source": msg.source, "record_index": index,
-                "reason": reason, "raw": raw, "quarantined_at": now}
-
     # ------------------------------------------------------------------ shapes and typing
     def _shape_of(self, code: str) -> DatasetShape:
         shape = DatasetShape(code, SPECS.get(code))
@@ -179,69 +302,68 @@ class IrisLoader:
             self._columns[table] = {k: v for k, v in found.items() if not k.startswith("_")}
         return self._columns[table]
 
-    def _typed(self, code: str, items: list[tuple[Message, int, dict]], result: BatchResult):
-        """Typed Arrow rows for one dataset (schema evolved as needed) and the records that failed typing."""
-        records = [record for _, _, record in items]
-        fields: dict[str, None] = {}
-        for record in records:
-            fields.update(dict.fromkeys(record))
-        spec = SPECS.get(code)
-        known = {snake(k): v for k, v in spec.columns.items()} if spec else {}
-        existing = self._table_columns(data_table(DatasetShape(code, spec)).name)
-        target: dict[str, str] = {}  # column → logical type
-        source: dict[str, str] = {}  # column → Elexon field
-        raw: dict[str, list] = {}
-        for name in fields:
-            column = snake(name)
-            if column in source or not column or column[0].isdigit():
-                continue
-            values = [r.get(name) for r in records]
-            target[column] = (existing or {}).get(column) or (
-                spec.columns.get(column) if spec and column in spec.columns else infer_type(name, values))
-            source[column] = name
-            raw[column] = values
-        if spec:  # the spec's columns exist even if this batch lacks some of them
-            for column, typ in spec.columns.items():
-                target.setdefault(column, typ)
-        self._evolve(code, spec, target, existing, items[0][0].message_id, result)
-
-        columns = {c: _arrow_values(raw.get(c, [None] * len(records)), target[c]) for c in target}
-        typed, flags = _cast(pa.table(columns), target)
-        bad = []
-        if any(flags):
-            keep = []
-            for i, flag in enumerate(flags):
-                if flag:
-                    column = flag.split(",")[0]
-                    value = records[i].get(source.get(column, column))
-                    bad.append((items[i], f"field {source.get(column, column)}: {value!r} is not a valid "
-                                          f"{target[column]}"))
-                else:
-                    keep.append(i)
-            typed = typed.take(pa.array(keep, pa.int64()))
-            items = [items[i] for i in keep]
-        n = typed.num_rows
-        messages = [m for m, _, _ in items]
-        typed = typed.append_column("_message_id", pa.array([m.message_id for m in messages], pa.string()))
-        typed = typed.append_column("_source", pa.array([m.source for m in messages], pa.string()))
-        typed = typed.append_column("_ingested_at", pa.array([dt.datetime.now(dt.timezone.utc)] * n,
-                                                             ARROW_TYPES["TIMESTAMP"]))
-        return typed, bad
-
-    def _evolve(self, code: str, spec, target: dict[str, str], existing: dict[str, str] | None, first_message: str,
-                result: BatchResult) -> None:
-        """Create the table or add the columns this batch brings; record each change once."""
-        shape = DatasetShape(code, spec, columns=dict(target))
-        if existing is not None and set(target) <= set(existing):
+    def _prepare(self, shape: DatasetShape, existing: dict[str, str]) -> None:
+        """Once per loader, for a table made before: its history table and latest-revision view."""
+        spec = shape.spec
+        if shape.table in self._prepared or spec is None or spec.mode not in (LATEST, VERSIONED):
             return
-        now = dt.datetime.now(dt.timezone.utc)
+        shape.columns = dict(existing)
+        self.wh.ensure_tables([history_table(shape)])
+        if spec.mode == VERSIONED:
+            self._latest_view(shape)
+        self._prepared.add(shape.table)
+
+    def _latest_view(self, shape: DatasetShape) -> None:
+        spec = shape.spec
+        self.wh.execute(render("views/iris_latest_revision.sql.j2", self.wh, table=shape.table,
+                               view=shape.table + "_latest", partition=spec.latest_by,
+                               order=tuple(k for k in spec.key if k not in spec.latest_by)))
+
+    def _typed(self, code: str, group: _Group, lineage: _Lineage, fresh: Sequence[Message], result: BatchResult,
+               now: dt.datetime):
+        """(shape, typed Arrow rows with lineage, [(record, reason)] quarantined) for one dataset."""
+        spec = SPECS.get(code)
+        shape = DatasetShape(code, spec)
+        existing = self._table_columns(shape.table)
+        if existing is not None:
+            self._prepare(shape, existing)
+        typed = type_records(group.records, spec, existing)
+        self._evolve(shape, typed.columns, typed.widened, existing, fresh[group.positions[0]].message_id, result, now)
+        table = typed.table
+        positions = pa.array(group.positions, pa.int64())
+        if typed.bad:
+            positions = positions.take(pa.array(typed.kept, pa.int64()))
+        table = table.append_column("_message_id", lineage.ids.take(positions))
+        table = table.append_column("_source", lineage.sources.take(positions))
+        table = table.append_column("_ingested_at", pa.repeat(pa.scalar(now, ARROW_TYPES["TIMESTAMP"]), table.num_rows))
+        table = table.append_column(MESSAGE_TIME, lineage.times.take(positions))
+        return self._shape_of(code), table, sorted(typed.bad.items())
+
+    def _evolve(self, shape: DatasetShape, target: dict[str, str], widened: dict[str, str],
+                existing: dict[str, str] | None, first_message: str, result: BatchResult, now: dt.datetime) -> None:
+        """Create the table, add the columns this batch brings, widen columns; record each change once."""
+        if existing is not None and set(target) <= set(existing) and not widened:
+            return
         if existing is None:
             changes = [(shape.table, None, None, "new table")]
         else:
             changes = [(shape.table, c, t, "new column") for c, t in target.items() if c not in existing]
-            shape.columns = {**existing, **{c: t for c, t in target.items() if c not in existing}}
-        self.wh.ensure_tables([data_table(shape)])
-        self._columns[shape.table] = {c: t for c, t in shape.columns.items()}
+            changes += [(shape.table, c, t, f"widened from {existing[c]}") for c, t in widened.items()
+                        if c in existing]
+        shape.columns = {**(existing or {}), **target}
+        tables = [data_table(shape)]
+        if shape.spec is not None and shape.spec.mode in (LATEST, VERSIONED):
+            tables.append(history_table(shape))
+        for column, typ in widened.items():
+            if existing and column in existing:
+                for t in tables:
+                    if self.wh.table_columns(t.name) is not None:
+                        self.wh.widen_column(t.name, column, typ)
+        self.wh.ensure_tables(tables)
+        if existing is None and shape.spec is not None and shape.spec.mode == VERSIONED:
+            self._latest_view(shape)
+        self._prepared.add(shape.table)
+        self._columns[shape.table] = dict(shape.columns)
         rows = [{"table_name": t, "column_name": c, "column_type": typ, "change": what, "message_id": first_message,
                  "changed_at": now} for t, c, typ, what in changes]
         self.wh.write({SCHEMA_CHANGES.name: SCHEMA_CHANGES.conform(pa.Table.from_pylist(rows))})
@@ -252,6 +374,13 @@ class IrisLoader:
 
 
 # ---------------------------------------------------------------------- helpers
+def _quarantine_row(msg: Message, dataset: str | None, index: int | None, reason: str, raw: str,
+                    now: dt.datetime) -> dict:
+    log.warning("quarantined %s%s: %s", msg.message_id, "" if index is None else f" record {index}", reason)
+    return {"message_id": msg.message_id, "dataset": dataset, "source": msg.source, "record_index": index,
+            "reason": reason, "raw": raw, "quarantined_at": now}
+
+
 def _statistics(batch_id: str, now: dt.datetime, messages: Sequence[Message], fresh_ids: set[str],
                 counts: dict[str, dict], quarantine: list[dict]) -> list[dict]:
     """One ``iris_batches`` row per dataset the batch touched (redeliveries and quarantine included)."""
@@ -260,8 +389,8 @@ def _statistics(batch_id: str, now: dt.datetime, messages: Sequence[Message], fr
     def row(code: str | None) -> dict:
         return rows.setdefault(code, {"batch_id": batch_id, "dataset": code, "source": _source(messages),
                                       "messages": 0, "duplicate_messages": 0, "rows": 0, "inserted": 0,
-                                      "duplicate_rows": 0, "quarantined": 0, "last_enqueued_at": None,
-                                      "committed_at": now})
+                                      "duplicate_rows": 0, "corrections": 0, "stale_rows": 0, "quarantined": 0,
+                                      "last_enqueued_at": None, "committed_at": now})
 
     for code, c in counts.items():
         row(code).update(c)
@@ -272,64 +401,21 @@ def _statistics(batch_id: str, now: dt.datetime, messages: Sequence[Message], fr
             continue
         row(dataset_of(msg, {}))["duplicate_messages"] += 1
     for q in quarantine:
-        row(q["dataset"])["quarantined"] += 1
+        r = row(q["dataset"])
+        r["quarantined"] += 1
+        if r["last_enqueued_at"] is None:
+            r["last_enqueued_at"] = next((_message_time(m) for m in messages if m.message_id == q["message_id"]), None)
     return list(rows.values())
 
 
+def _message_time(msg: Message) -> dt.datetime:
+    """When the message was published: Service Bus enqueued time, the file's arrival, the API fetch."""
+    return msg.enqueued_at or msg.received_at
+
+
 def _enqueued_date(msg: Message) -> dt.date:
-    return (msg.enqueued_at or msg.received_at).astimezone(dt.timezone.utc).date()
+    return _message_time(msg).astimezone(dt.timezone.utc).date()
 
 
 def _source(messages: Sequence[Message]) -> str:
     return ",".join(sorted({m.source for m in messages})) or "iris"
-
-
-def _arrow_values(values: list, logical: str) -> pa.Array:
-    """Values as an Arrow array of the most natural type (JSON columns as JSON text)."""
-    if logical == "JSON":
-        return pa.array([None if v is None else orjson.dumps(v).decode() for v in values], pa.string())
-    try:
-        array = pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        array = None
-    if array is None or pa.types.is_struct(array.type) or pa.types.is_list(array.type) or pa.types.is_null(array.type):
-        return pa.array([None if v is None else v if isinstance(v, str) else orjson.dumps(v).decode() for v in values],
-                        pa.string())
-    return array
-
-
-_cast_lock = threading.Lock()
-_cast_con: duckdb.DuckDBPyConnection | None = None
-
-
-@atexit.register
-def _close_cast_connection() -> None:
-    global _cast_con
-    if _cast_con is not None:
-        _cast_con.close()
-        _cast_con = None
-
-
-def _cast(raw: pa.Table, target: dict[str, str]) -> tuple[pa.Table, list[str]]:
-    """TRY_CAST every column to its logical type; also a per-row list of the columns that failed."""
-    global _cast_con
-    selects, checks = [], []
-    for column, logical in target.items():
-        engine = DUCKDB_TYPES[logical]
-        selects.append(f'TRY_CAST("{column}" AS {engine}) AS "{column}"')
-        checks.append(f"""CASE WHEN "{column}" IS NOT NULL AND TRY_CAST("{column}" AS {engine}) IS NULL
-                          THEN '{column}' END""")
-    sql = f"SELECT {', '.join(selects)}, concat_ws(',', {', '.join(checks)}) AS __bad FROM raw"
-    with _cast_lock:
-        if _cast_con is None:
-            _cast_con = duckdb.connect()
-            _cast_con.execute("SET TimeZone = 'UTC'")
-        _cast_con.register("raw", raw)
-        try:
-            out = _cast_con.sql(sql).to_arrow_table()
-        finally:
-            _cast_con.unregister("raw")
-    flags = out.column("__bad").to_pylist()
-    out = out.drop_columns(["__bad"])
-    schema = pa.schema([pa.field(c, ARROW_TYPES[t]) for c, t in target.items()])
-    return out.cast(schema), flags

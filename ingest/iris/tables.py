@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from ingest.iris.datasets import DatasetShape
-from warehouse.base import Warehouse
+from ingest.iris.datasets import MESSAGE_TIME, DatasetShape
+from warehouse.base import HISTORY_COLUMNS, Warehouse
 from warehouse.schema import Column, Table
 
 META = (
     Column("_message_id", "STRING", "IRIS message id, file name, or API chunk the row came from"),
     Column("_source", "STRING", "iris, file or api"),
     Column("_ingested_at", "TIMESTAMP", "when the row was committed"),
+    Column(MESSAGE_TIME, "TIMESTAMP", "when the message was published: Service Bus enqueued time, the file's "
+                                      "arrival time, the API fetch time; orders versions of a row"),
+)
+HISTORY_META = (
+    Column(HISTORY_COLUMNS[0], "STRING", "the message whose version of the row superseded this one"),
+    Column(HISTORY_COLUMNS[1], "TIMESTAMP", "when it was superseded"),
 )
 
 LEDGER = Table(
@@ -68,7 +74,9 @@ BATCHES = Table(
         Column("duplicate_messages", "INT64", "messages skipped because the ledger had them"),
         Column("rows", "INT64", "typed rows offered"),
         Column("inserted", "INT64"),
-        Column("duplicate_rows", "INT64", "rows skipped because their natural key was already stored"),
+        Column("duplicate_rows", "INT64", "rows skipped because an identical row was already stored"),
+        Column("corrections", "INT64", "stored rows replaced by a newer version (the old one kept in history)"),
+        Column("stale_rows", "INT64", "rows older than the stored version: kept in history, not applied"),
         Column("quarantined", "INT64"),
         Column("last_enqueued_at", "TIMESTAMP", "latest enqueued time among the batch's messages of the dataset"),
         Column("committed_at", "TIMESTAMP"),
@@ -77,7 +85,22 @@ BATCHES = Table(
     partition_by="committed_at",
 )
 
-BOOKKEEPING = (LEDGER, QUARANTINE, SCHEMA_CHANGES, BATCHES)
+OUTAGES = Table(
+    "iris_outages",
+    (
+        Column("started_at", "TIMESTAMP", "first failed write"),
+        Column("ended_at", "TIMESTAMP", "the write that succeeded"),
+        Column("seconds", "FLOAT64"),
+        Column("attempts", "INT64", "writes tried while it lasted"),
+        Column("messages_held", "INT64", "messages kept locked (not dead-lettered, not quarantined) meanwhile"),
+        Column("locks_lost", "INT64", "held messages whose lock could not be kept: redelivered, loaded once"),
+        Column("error", "STRING", "the first error"),
+    ),
+    "Times the IRIS worker found the warehouse unavailable and held its batch until it came back",
+    partition_by="started_at",
+)
+
+BOOKKEEPING = (LEDGER, QUARANTINE, SCHEMA_CHANGES, BATCHES, OUTAGES)
 
 
 def data_table(shape: DatasetShape) -> Table:
@@ -85,6 +108,14 @@ def data_table(shape: DatasetShape) -> Table:
     columns = tuple(Column(name, typ) for name, typ in shape.columns.items()) + META
     return Table(shape.table, columns, f"Elexon {shape.code} rows from IRIS, file drops and the Insights API",
                  partition_by=shape.event_time, cluster_by=tuple(k for k in ("bm_unit",) if k in shape.columns))
+
+
+def history_table(shape: DatasetShape) -> Table:
+    """Every superseded version of a latest-wins dataset's rows, with what superseded it."""
+    current = data_table(shape)
+    return Table(shape.spec.history_table, current.columns + HISTORY_META,
+                 f"Superseded versions of {shape.table} rows (nothing Elexon sent is thrown away)",
+                 partition_by=current.partition_by, cluster_by=current.cluster_by)
 
 
 def ensure_iris_schema(wh: Warehouse) -> None:
