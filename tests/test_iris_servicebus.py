@@ -21,7 +21,7 @@ from ingest.iris.generate import IrisGenerator
 from ingest.iris.load import IrisLoader
 from ingest.iris.servicebus import IrisWorker
 from tests.peers.servicebus import FakeServiceBus
-from warehouse.base import WarehouseError
+from warehouse.base import WarehouseError, WarehouseUnavailable
 from warehouse.duckdb import DuckDBWarehouse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,14 +63,17 @@ def run_worker(wh, bus, timeout=60, **kwargs) -> IrisWorker:
     return worker
 
 
-def stored_rows(wh) -> int:
+def stored_rows(wh, history: bool = False) -> int:
+    """Rows in the current dataset tables (or, with ``history``, in their history tables)."""
     tables = [r["table_name"] for r in wh.query_rows(
-        "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'bmrs_%'")]
-    return sum(wh.scalar(f"SELECT COUNT(*) FROM {t}") for t in tables)
+        "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'bmrs_%' "
+        "AND table_type = 'BASE TABLE'")]
+    return sum(wh.scalar(f"SELECT COUNT(*) FROM {t}") for t in tables if t.endswith("_history") == history)
 
 
 def assert_loaded_exactly_once(wh, messages) -> None:
-    assert stored_rows(wh) == expected_rows(messages)
+    # every record is either the current row of its key or a superseded version in history
+    assert stored_rows(wh) + stored_rows(wh, history=True) == expected_rows(messages)
     assert wh.scalar("SELECT COUNT(*) FROM iris_message_ledger") == len(messages)
     assert wh.scalar("SELECT COUNT(DISTINCT message_id) FROM iris_message_ledger") == len(messages)
 
@@ -116,19 +119,21 @@ class FlakyWarehouse(DuckDBWarehouse):
         if any(n.startswith("bmrs_") for n in names):
             if self.failures > 0:
                 self.failures -= 1
-                raise WarehouseError("warehouse unavailable (test)")
+                raise WarehouseUnavailable("warehouse unavailable (test)")
             time.sleep(self.delay_s)
         return super().write(batches, deletes)
 
 
-def test_a_failed_write_abandons_the_batch_which_is_redelivered_and_loaded_once(bus, tmp_path):
+def test_a_failed_write_holds_the_batch_and_commits_it_when_the_warehouse_is_back(bus, tmp_path):
     messages = enqueue(bus, 50)
-    wh = FlakyWarehouse(tmp_path / "w.duckdb", failures=1)
+    wh = FlakyWarehouse(tmp_path / "w.duckdb", failures=3)
     worker = run_worker(wh, bus, batch_size=50)
     assert_loaded_exactly_once(wh, messages)
-    assert wh.scalar("SELECT MIN(delivery_count) FROM iris_message_ledger") == 1  # all came back once
-    assert bus.snapshot(QUEUE)["dead_lettered"] == []
-    assert worker.summary.messages == 50
+    assert wh.scalar("SELECT MAX(delivery_count) FROM iris_message_ledger") == 0  # no delivery attempt used
+    assert bus.snapshot(QUEUE)["dead_lettered"] == [] and wh.scalar("SELECT COUNT(*) FROM iris_quarantine") == 0
+    assert worker.summary.messages == 50 and worker.summary.outages == 1
+    outage = wh.query_rows("SELECT attempts, messages_held, locks_lost FROM iris_outages")
+    assert outage == [{"attempts": 3, "messages_held": 50, "locks_lost": 0}]
     wh.close()
 
 
@@ -238,7 +243,7 @@ def test_an_unknown_dataset_gets_its_own_table_with_inferred_types(bus, wh):
     assert wh.logical_columns("bmrs_newds") == {
         "dataset": "STRING", "publish_time": "TIMESTAMP", "settlement_date": "DATE", "value": "FLOAT64",
         "count": "INT64", "flag": "BOOL", "label": "STRING", "profile": "JSON", "_message_id": "STRING",
-        "_source": "STRING", "_ingested_at": "TIMESTAMP",
+        "_source": "STRING", "_ingested_at": "TIMESTAMP", "_message_time": "TIMESTAMP",
     }
     changes = wh.query_rows("SELECT table_name, change FROM iris_schema_changes")
     assert changes == [{"table_name": "bmrs_newds", "change": "new table"}]
@@ -274,3 +279,150 @@ def test_stop_finishes_the_batch_in_hand_and_leaves_the_rest_on_the_queue(bus, w
     assert wh.scalar("SELECT COUNT(*) FROM iris_message_ledger") == 50
     time.sleep(0.3)  # prefetched but unprocessed messages were released back to the queue
     assert len(bus.snapshot(QUEUE)["locked"]) == 0
+
+
+# ---------------------------------------------------------------------------------------- outages of ours
+class DownFor(DuckDBWarehouse):
+    """A warehouse whose writes of data fail as unavailable until ``seconds`` after the first attempt."""
+
+    def __init__(self, path, seconds: float):
+        super().__init__(path)
+        self.seconds, self.first = seconds, None
+
+    def write(self, batches, deletes=()):
+        batches = list(batches.items()) if isinstance(batches, dict) else list(batches)
+        if any((b.table if hasattr(b, "table") else b[0]).startswith("bmrs_") for b in batches):
+            self.first = self.first or time.monotonic()
+            if time.monotonic() - self.first < self.seconds:
+                raise WarehouseUnavailable("IO Error: could not write to the warehouse (test outage)")
+        return super().write(batches, deletes)
+
+
+def test_a_warehouse_down_for_several_lock_periods_loses_dead_letters_and_quarantines_nothing(bus, tmp_path):
+    messages = enqueue(bus, 300)
+    wh = DownFor(tmp_path / "w.duckdb", seconds=12.0)  # the lock is 5 s: held through more than two lock periods
+    worker = run_worker(wh, bus, batch_size=100, lock_margin_s=2.5, timeout=120)
+    assert_loaded_exactly_once(wh, messages)
+    assert bus.snapshot(QUEUE)["dead_lettered"] == [] and wh.scalar("SELECT COUNT(*) FROM iris_quarantine") == 0
+    assert wh.scalar("SELECT MAX(delivery_count) FROM iris_message_ledger") == 0
+    assert worker.summary.outages == 1 and worker.summary.completion_failures == 0
+    outage = wh.query_rows("SELECT seconds, messages_held, locks_lost FROM iris_outages")[0]
+    assert outage["seconds"] >= 12.0 and outage["messages_held"] == 100 and outage["locks_lost"] == 0
+    wh.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MB file system for the warehouse: a tmpfs where this process may mount one (root)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)],
+                             capture_output=True).returncode == 0
+    if not mounted:
+        pytest.skip("cannot mount a tmpfs here (not root); the file-size-limit variant covers a full disk")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Fill ``disk`` to the last byte; return the filler file (delete it to free the space)."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (1 << 20, 4096, 1):
+            try:
+                while os.write(fd, b"\0" * size):
+                    pass
+            except OSError:
+                continue
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_full_disk_holds_the_batch_and_every_message_loads_once_when_space_returns(bus, small_disk):
+    wh = DuckDBWarehouse(small_disk / "w.duckdb")
+    IrisLoader(wh)  # the bookkeeping tables exist before the disk fills
+    wh.close()
+    messages = enqueue(bus, 200)
+    filler = fill(small_disk)
+    threading.Timer(6.0, filler.unlink).start()  # space comes back after a few seconds
+    worker = run_worker(wh, bus, batch_size=50, lock_margin_s=2.5, timeout=120, exit_when_idle_s=2.0)
+    assert_loaded_exactly_once(wh, messages)
+    assert bus.snapshot(QUEUE)["dead_lettered"] == [] and wh.scalar("SELECT COUNT(*) FROM iris_quarantine") == 0
+    assert worker.summary.outages >= 1 and worker.summary.dead_lettered == 0
+    assert "No space left" in wh.query_rows("SELECT error FROM iris_outages LIMIT 1")[0]["error"]
+    wh.close()
+
+
+def test_the_locks_of_a_whole_batch_are_kept_at_50_ms_per_round_trip(tmp_path):
+    bus = FakeServiceBus(lock_duration_s=5, latency_s=0.05).start()
+    try:
+        messages = enqueue(bus, 300)
+        wh = FlakyWarehouse(tmp_path / "w.duckdb", failures=0, delay_s=7.0)  # each write outlasts the lock
+        worker = run_worker(wh, bus, batch_size=300, lock_margin_s=2.5, timeout=120)
+        assert worker.summary.completion_failures == 0 and worker.summary.duplicate_messages == 0
+        assert_loaded_exactly_once(wh, messages)
+        assert wh.scalar("SELECT MAX(delivery_count) FROM iris_message_ledger") == 0
+        assert sorted(bus.snapshot(QUEUE)["completed"]) == sorted(m.message_id for m in messages)
+        wh.close()
+    finally:
+        bus.stop()
+
+
+def test_settling_after_the_connection_was_cut_is_quiet_and_nothing_loads_twice(bus, tmp_path, caplog):
+    messages = enqueue(bus, 40)
+
+    class CutDuringWrite(FlakyWarehouse):
+        cut = False
+
+        def write(self, batches, deletes=()):
+            out = super().write(batches, deletes)
+            if not self.cut and self.table_columns("bmrs_freq") is not None:
+                self.cut = True
+                bus.drop_connections()  # the SDK rebuilds its connection; the batch in hand is settled after
+            return out
+
+    wh = CutDuringWrite(tmp_path / "w.duckdb", failures=0)
+    with caplog.at_level("INFO"):
+        run_worker(wh, bus, batch_size=20, timeout=120)
+    assert_loaded_exactly_once(wh, messages)
+    ours = [r for r in caplog.records if r.name.startswith("ingest.")]
+    assert not [r for r in ours if r.levelname in ("ERROR", "CRITICAL") or r.exc_info], [r.getMessage() for r in ours]
+    wh.close()
+
+
+def test_a_file_size_limit_on_the_cli_worker_is_held_through_and_nothing_is_lost(bus, tmp_path):
+    """The same fault through the real CLI, where no tmpfs can be mounted: writes fail with EFBIG."""
+    import resource
+
+    path = tmp_path / "w.duckdb"
+    wh = DuckDBWarehouse(path)
+    IrisLoader(wh)
+    wh.close()
+    messages = enqueue(bus, 150)
+    limit = 32 * 1024  # the write-ahead log cannot grow past this: every data write fails
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    env = {**os.environ, "IRIS_CONNECTION_STRING": bus.connection_string, "IRIS_QUEUE_NAME": QUEUE}
+    proc = subprocess.Popen([sys.executable, "run.py", "--warehouse", f"duckdb:///{path}", "ingest", "iris",
+                             "--batch-size", "50", "--exit-when-idle", "3"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=limited)
+    deadline = time.monotonic() + 60
+    err = ""
+    while "holding" not in err and time.monotonic() < deadline:  # wait until the worker reports the outage
+        if proc.poll() is not None:
+            break
+        line = proc.stderr.readline()
+        err += line
+    assert "File too large" in err or "holding" in err, err
+    resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    out, rest = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err + rest
+    wh = DuckDBWarehouse(path)
+    assert_loaded_exactly_once(wh, messages)
+    assert bus.snapshot(QUEUE)["dead_lettered"] == [] and wh.scalar("SELECT COUNT(*) FROM iris_quarantine") == 0
+    assert wh.scalar("SELECT COUNT(*) FROM iris_outages") >= 1
+    wh.close()

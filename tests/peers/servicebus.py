@@ -14,7 +14,8 @@ What it does (see ../shared/reference/TESTING-EXTERNALS.md, Part 1):
   after ``max_delivery_count`` deliveries it is dead-lettered (``MaxDeliveryCountExceeded``);
 * ``$management``: ``renew-lock`` and ``update-disposition``;
 * test controls: ``send``, ``snapshot``, ``hold_settlements`` (receive dispositions but do not
-  answer, like a broker that is slow to confirm), ``refuse_renewals``, ``drop_connections`` (cut
+  answer, like a broker that is slow to confirm), ``latency_s`` (every management reply and
+  settlement echo is sent that much later, as over a real network), ``refuse_renewals``, ``drop_connections`` (cut
   every socket, keep the queue) and ``stop``/``start`` (a broker restart: the queue survives, like
   the real durable queue).
 
@@ -64,8 +65,10 @@ class Queue:
 class FakeServiceBus:
     """An in-process Service Bus namespace with queues; see the module docstring."""
 
-    def __init__(self, port: int = 0, lock_duration_s: float = 30.0, max_delivery_count: int = 10):
+    def __init__(self, port: int = 0, lock_duration_s: float = 30.0, max_delivery_count: int = 10,
+                 latency_s: float = 0.0):
         self.port = port or _free_port()
+        self.latency_s = latency_s
         self.lock_duration_s = lock_duration_s
         self.max_delivery_count = max_delivery_count
         self.queues: dict[str, Queue] = {}
@@ -375,6 +378,9 @@ class _Handler(MessagingHandler):
         if self.bus.hold_settlements and outcome != "released" and not dlv.settled:
             self.bus.held.append((dlv, outcome))
             return
+        if self.bus.latency_s and outcome != "released":
+            self.container.schedule(self.bus.latency_s, _Later(lambda: self._answer(dlv, outcome)))
+            return
         self._answer(dlv, outcome)
 
     def _answer(self, dlv, outcome: str) -> None:
@@ -421,6 +427,10 @@ class _Handler(MessagingHandler):
             operation = props.get("operation")
             if self.bus.hold_settlements and operation == "com.microsoft:update-disposition":
                 pass  # a broker that is slow to confirm: the client's settlement fallback waits too
+            elif self.bus.latency_s:
+                reply, connection = self._management(address, operation, request), event.connection
+                self.container.schedule(self.bus.latency_s,
+                                        _Later(lambda: self._send_reply(connection, address, reply)))
             else:
                 self._reply(event, address, self._management(address, operation, request))
         event.delivery.update(Delivery.ACCEPTED)
@@ -429,7 +439,10 @@ class _Handler(MessagingHandler):
             event.link.flow(100 - event.link.credit)  # keep granting credit for requests
 
     def _reply(self, event, address: str, reply: Message) -> None:
-        link = event.connection.link_head(0)
+        self._send_reply(event.connection, address, reply)
+
+    def _send_reply(self, connection, address: str, reply: Message) -> None:
+        link = connection.link_head(0)
         while link:
             if link.is_sender and (link.remote_source.address or "") == address and link.state & link.REMOTE_ACTIVE:
                 link.send(reply)
@@ -472,6 +485,16 @@ class _Handler(MessagingHandler):
         return Message(correlation_id=request.id, properties=props, body=out)
 
 
+class _Later:
+    """A proton timer task that runs ``action`` on the reactor thread (delayed replies)."""
+
+    def __init__(self, action):
+        self.action = action
+
+    def on_timer_task(self, event):
+        self.action()
+
+
 def _free_port() -> int:
     import socket
 
@@ -490,10 +513,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--queue", default="iris.test")
     parser.add_argument("--lock-duration", type=float, default=30.0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply and settlement echo")
     parser.add_argument("--preload", type=int, default=0, help="enqueue this many generated IRIS messages")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    bus = FakeServiceBus(port=args.port, lock_duration_s=args.lock_duration)
+    bus = FakeServiceBus(port=args.port, lock_duration_s=args.lock_duration, latency_s=args.latency)
     if args.preload:
         from ingest.iris.generate import IrisGenerator
 
