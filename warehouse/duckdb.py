@@ -244,15 +244,17 @@ class DuckDBWarehouse(Warehouse):
         key = [f'"{check_identifier(k)}"' for k in batch.key]
         con.register(view, batch.data.append_column("__ord", pa.array(range(batch.data.num_rows), pa.int64())))
         try:
-            # the common case, no key seen before (in the table or earlier in the batch): a plain insert
-            repeats = batch.data.group_by(list(batch.key)).aggregate([]).num_rows < batch.data.num_rows
-            if not repeats:
+            # the common case first: rows whose key is new go straight in; only when some key is already
+            # stored (or repeats in the batch) do the latest-wins statements run, and the rows just
+            # inserted then compare identical to themselves and are left alone
+            inserted = 0
+            if batch.data.group_by(list(batch.key)).aggregate([]).num_rows == batch.data.num_rows:
                 match = " AND ".join(f"t.{k} = w.{k}" for k in key) + (f" AND {prune}" if prune else "")
-                sql = f"SELECT EXISTS (SELECT 1 FROM {table} AS t JOIN {view} AS w ON {match})"
-                repeats = con.execute(to_duckdb_params(sql), used_params(sql, params)).fetchone()[0]
-            if not repeats:
-                n = con.execute(f"INSERT INTO {table} BY NAME SELECT * EXCLUDE (__ord) FROM {view}").fetchone()[0]
-                return {table: n}
+                sql = (f"INSERT INTO {table} BY NAME SELECT * EXCLUDE (__ord) FROM {view} AS w "
+                       f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {match})")
+                inserted = con.execute(to_duckdb_params(sql), used_params(sql, params)).fetchone()[0]
+                if inserted == batch.data.num_rows:
+                    return {table: inserted}
             stored = [name for (name,) in con.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? "
                 "ORDER BY ordinal_position", [table]).fetchall()]
@@ -263,7 +265,7 @@ class DuckDBWarehouse(Warehouse):
                 counts[label] = con.execute(to_duckdb_params(sql), used_params(sql, params)).fetchone()[0]
         finally:
             _unregister(con, view)
-        return {table: counts["merge"], table + REPLACED: counts["replaced"], table + STALE: counts["stale"],
+        return {table: inserted + counts["merge"], table + REPLACED: counts["replaced"], table + STALE: counts["stale"],
                 r.history: counts["superseded"] + counts["replaced"] + counts["stale"]}
 
     @staticmethod

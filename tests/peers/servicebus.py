@@ -76,7 +76,7 @@ class FakeServiceBus:
         self._seq = itertools.count(1)
         self.hold_settlements = False
         self.refuse_renewals = False
-        self.held: list = []  # dispositions received but not answered
+        self.held: list = []  # dispositions received but not answered: (delivery, outcome) or a held request
         self.settlements: list[tuple[str, str]] = []  # (message_id, outcome) in order
         self.connections_opened = 0
         self._container: Container | None = None
@@ -249,14 +249,17 @@ class _Handler(MessagingHandler):
 
     def on_release(self, event):
         for dlv, outcome in list(self.bus.held):
-            if dlv.link.state & dlv.link.REMOTE_ACTIVE:  # the client may have gone meanwhile
+            if callable(outcome):
+                outcome()  # a held management request (dlv is its connection): apply and answer it now
+            elif dlv.link.state & dlv.link.REMOTE_ACTIVE:  # the client may have gone meanwhile
                 self._answer(dlv, outcome)
         self.bus.held.clear()
 
     def on_disconnected(self, event):
         gone = event.connection
         with self.bus.lock:
-            self.bus.held[:] = [(d, o) for d, o in self.bus.held if d.link.connection is not gone]
+            self.bus.held[:] = [(d, o) for d, o in self.bus.held
+                                if (d if callable(o) else d.link.connection) is not gone]
         for dlv in [d for d in self.deliveries if d.link.connection is gone]:
             self.deliveries.pop(dlv, None)  # its message stays locked until the lock expires
         self.senders[:] = [link for link in self.senders if link.connection is not gone]
@@ -411,7 +414,7 @@ class _Handler(MessagingHandler):
         self._pump()
 
     def _forget_settled(self) -> None:
-        held = {id(d) for d, _ in self.bus.held}
+        held = {id(d) for d, o in self.bus.held if not callable(o)}
         for dlv in [d for d in self.deliveries if d.settled and id(d) not in held]:
             self.deliveries.pop(dlv, None)
 
@@ -426,7 +429,10 @@ class _Handler(MessagingHandler):
         elif address.endswith("$management"):
             operation = props.get("operation")
             if self.bus.hold_settlements and operation == "com.microsoft:update-disposition":
-                pass  # a broker that is slow to confirm: the client's settlement fallback waits too
+                # a broker that is slow to confirm: the settlement is neither applied nor answered yet
+                connection = event.connection
+                self.bus.held.append((connection, lambda: self._send_reply(
+                    connection, address, self._management(address, operation, request))))
             elif self.bus.latency_s:
                 reply, connection = self._management(address, operation, request), event.connection
                 self.container.schedule(self.bus.latency_s,
