@@ -19,7 +19,8 @@ import click
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from core.config import Settings, SettingsError, load_settings
+from core.config import Settings, load_settings
+from core.errors import ElexonError
 from core.logs import redact, setup_logging
 from core.settlement import RUN_PRECEDENCE, parse_run
 from warehouse import DEFAULT_URL, Warehouse, WarehouseError, connect, resolve_url
@@ -37,10 +38,7 @@ class State:
 
     def warehouse(self) -> Warehouse:
         if self._wh is None:
-            try:
-                self._wh = connect(self.warehouse_url, self.settings.bigquery.options())
-            except WarehouseError as exc:
-                raise click.ClickException(str(exc)) from None
+            self._wh = connect(self.warehouse_url, self.settings.bigquery.options())
         return self._wh
 
     def close(self) -> None:
@@ -58,7 +56,36 @@ def _runs(value: str) -> tuple[str, ...]:
         raise click.BadParameter(str(exc)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class Cli(click.Group):
+    """The one place errors become output: any project error is one redacted line on stderr and exit
+    code 1 (``--debug`` adds the traceback); anything unexpected says so in one line too."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            err_console.print("interrupted", style="yellow", highlight=False)
+            ctx.exit(130)
+        except ElexonError as exc:
+            _fail(ctx, exc, f"error: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a bug still gets one line, not a traceback
+            _fail(ctx, exc, f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback, "
+                            "and please report it)")
+
+
+def _fail(ctx: click.Context, exc: BaseException, line: str) -> None:
+    if ctx.find_root().params.get("debug"):
+        import traceback
+
+        err_console.print(redact("".join(traceback.format_exception(exc))), markup=False, highlight=False)
+    parts = [part.strip() for part in redact(line).splitlines() if part.strip().strip("^")]
+    err_console.print(" · ".join(parts), style="red", markup=False, highlight=False, soft_wrap=True)
+    ctx.exit(1)
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--warehouse", "warehouse_url", metavar="URL", envvar="WAREHOUSE_URL", default=None,
     help=f"Warehouse to use: duckdb:///file.duckdb (default {DEFAULT_URL}) or bigquery://PROJECT/DATASET. "
@@ -69,15 +96,13 @@ def _runs(value: str) -> tuple[str, ...]:
 @click.option("--log-level", default="INFO", envvar="LOG_LEVEL", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False), help="Logging detail.")
 @click.option("--log-json", is_flag=True, envvar="LOG_JSON", help="Log as JSON lines (for log shippers).")
+@click.option("--debug", is_flag=True, help="Show the traceback of an error (and log at DEBUG).")
 @click.pass_context
 def cli(ctx: click.Context, warehouse_url: str | None, settings_file: str | None, log_level: str,
-        log_json: bool) -> None:
+        log_json: bool, debug: bool) -> None:
     """Elexon data (P114 settlement files, IRIS) into a warehouse, and reports out of it."""
-    setup_logging(log_level, json_lines=log_json)
-    try:
-        settings = load_settings(settings_file)
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    setup_logging("DEBUG" if debug else log_level, json_lines=log_json)
+    settings = load_settings(settings_file)
     explicit = ctx.get_parameter_source("warehouse_url") == click.core.ParameterSource.COMMANDLINE
     state = State(resolve_url(warehouse_url or settings.warehouse_url), settings, explicit)
     ctx.obj = state
@@ -178,16 +203,13 @@ def backfill_p114(state: State, start: dt.datetime, end: dt.datetime, runs: tupl
     if any file failed.
     """
     from ingest.p114.backfill import run_backfill
-    from ingest.p114.portal import PortalClient, PortalError
+    from ingest.p114.portal import PortalClient
 
     p114 = state.settings.p114
-    try:
-        url = os.environ.get("ELEXON_PORTAL_URL") or p114.get("portal_url")
-        client = PortalClient(base_url=url) if source == "portal" else None
-        summary = run_backfill(state.warehouse(), start.date(), end.date(), runs=runs, source=source, client=client,
-                               cache_dir=cache_dir or p114.get("cache_dir", "data/p114/raw"), console=err_console)
-    except (PortalError, FileNotFoundError, ValueError) as exc:
-        raise click.ClickException(redact(str(exc))) from None
+    url = os.environ.get("ELEXON_PORTAL_URL") or p114.get("portal_url")
+    client = PortalClient(base_url=url) if source == "portal" else None
+    summary = run_backfill(state.warehouse(), start.date(), end.date(), runs=runs, source=source, client=client,
+                           cache_dir=cache_dir or p114.get("cache_dir", "data/p114/raw"), console=err_console)
     for line in summary.lines():
         click.echo(line)
     if summary.failed:
@@ -198,21 +220,32 @@ def backfill_p114(state: State, start: dt.datetime, end: dt.datetime, runs: tupl
 @click.argument("dataset")
 @click.argument("start", metavar="START")
 @click.argument("end", metavar="END")
+@click.option("--refetch", is_flag=True, help="Fetch every window again, even those an earlier fill fetched complete.")
 @click.pass_obj
-def backfill_iris(state: State, dataset: str, start: str, end: str) -> None:
+def backfill_iris(state: State, dataset: str, start: str, end: str, refetch: bool) -> None:
     """Fill DATASET (e.g. FREQ, BOALF) for START..END from the BMRS Insights API.
 
     START and END are UTC dates (YYYY-MM-DD; END's whole day is included) or RFC 3339 times.
     Rows go into the same bmrs_* tables as IRIS (_source='api'); rows already stored are skipped.
+    Resumable: windows an earlier fill fetched complete are skipped (--refetch to fetch them again).
     """
-    from ingest.iris.api import InsightsError, fill_gap
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from ingest.iris.api import fill_gap
     from ingest.iris.load import IrisLoader
 
     lo, hi = _utc(start, end_of_day=False), _utc(end, end_of_day=True)
-    try:
-        summary = fill_gap(IrisLoader(state.warehouse()), dataset, lo, hi)
-    except (InsightsError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    progress = Progress(TextColumn(f"[bold]{dataset.upper()}"), BarColumn(), MofNCompleteColumn(), TextColumn("windows"),
+                        TextColumn("{task.fields[rows]}"), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=err_console, disable=not err_console.is_terminal)
+    with progress:
+        task = progress.add_task("fill", total=None, rows="", rate="")
+
+        def advance(s) -> None:
+            progress.update(task, total=s.windows, completed=s.skipped + s.done, rows=f"{s.records:,} rows",
+                            rate=f"{s.records / s.seconds:,.0f} rows/s" if s.seconds else "")
+
+        summary = fill_gap(IrisLoader(state.warehouse()), dataset, lo, hi, on_chunk=advance, resume=not refetch)
     for line in summary.lines():
         click.echo(line)
 
@@ -264,14 +297,11 @@ def ingest_iris(state: State, connection_string, queue, iris_settings, from_dir,
     if from_dir:
         _replay(loader, from_dir, once=once, remove=remove, poll=poll, batch_size=batch_size or FILE_BATCH, idle=idle)
         return
-    from ingest.iris.config import IrisConfigError, IrisSettings
+    from ingest.iris.config import IrisSettings
     from ingest.iris.servicebus import IrisWorker, install_stop_signals
 
-    try:
-        settings = IrisSettings.load(connection_string=connection_string, queue_name=queue, settings_file=iris_settings,
-                                     configured=state.settings.iris)
-    except IrisConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = IrisSettings.load(connection_string=connection_string, queue_name=queue, settings_file=iris_settings,
+                                 configured=state.settings.iris)
     worker = IrisWorker(loader, settings, batch_size=batch_size or int(state.settings.iris.get("batch_size", 500)),
                         exit_when_idle_s=idle)
     install_stop_signals(worker)
@@ -291,10 +321,7 @@ def _replay(loader, folder: str, *, once: bool, remove: bool, poll: float, batch
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     quiet_since = time.monotonic()
     while True:
-        try:
-            summary = replay_directory(loader, folder, batch_size=batch_size, remove=remove)
-        except FileNotFoundError as exc:
-            raise click.ClickException(str(exc)) from None
+        summary = replay_directory(loader, folder, batch_size=batch_size, remove=remove)
         if once or summary.loaded or summary.duplicate_messages:
             for line in summary.lines():
                 click.echo(line)
@@ -330,11 +357,11 @@ def status(state: State, fmt: str, strict: bool) -> None:
     if fmt == "json":
         click.echo(json.dumps({"now": report.now, "iris": report.iris, "p114": report.p114,
                                "p114_errors_7d": report.p114_errors_7d, "jobs": report.jobs,
-                               "warnings": report.warnings},
+                               "outages": report.outages, "notes": report.notes, "warnings": report.warnings},
                               default=str, indent=2))
     else:
-        columns = ["dataset", "last_message", "messages_1h", "rows_1h", "duplicates_24h", "quarantined_24h",
-                   "quarantined_total", "newest_data"]
+        columns = ["dataset", "last_message", "messages_1h", "rows_1h", "duplicates_24h", "corrections_24h",
+                   "quarantined_24h", "quarantined_total", "newest_data"]
         if report.iris:
             _print_rows([{c: r.get(c) for c in columns} for r in report.iris], "table", title="IRIS")
         else:
@@ -345,6 +372,10 @@ def status(state: State, fmt: str, strict: bool) -> None:
             click.echo("P114: nothing loaded yet")
         if report.jobs:
             _print_rows(report.jobs, "table", title="Scheduled jobs (last run of each)")
+        if report.outages:
+            _print_rows(report.outages, "table", title="Warehouse outages the IRIS worker held through (7 days)")
+        for note in report.notes:
+            click.echo(note)
         for warning in report.warnings:
             click.echo(f"WARNING: {warning}")
         if not report.warnings:
@@ -419,26 +450,20 @@ def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_o
     runs: BigQuery says how many bytes each section's query would scan, which is what it bills.
     """
     from reporting.refresh import report_options
-    from reporting.reports import ReportError, dry_run_report, run_report
+    from reporting.reports import dry_run_report, run_report
 
     options = report_options(
         state.settings, date_from=date_from.date() if date_from else None, date_to=date_to.date() if date_to else None,
         min_mwh=min_mwh, threshold=threshold, as_of=_utc(as_of, end_of_day=False) if as_of else None,
     )
     if dry_run:
-        try:
-            scanned = dry_run_report(state.warehouse(), name, options)
-        except (ReportError, WarehouseError) as exc:
-            raise click.ClickException(str(exc)) from None
+        scanned = dry_run_report(state.warehouse(), name, options)
         for section, n in scanned.items():
             click.echo(f"{name}.{section}: {n:,} bytes ({n / 2**30:.3f} GiB)")
         total = sum(scanned.values())
         click.echo(f"total: {total:,} bytes ({total / 2**30:.3f} GiB; on-demand at $6.25/TiB: ${total / 2**40 * 6.25:.4f})")
         return
-    try:
-        result = run_report(state.warehouse(), name, options)
-    except (ReportError, WarehouseError) as exc:
-        raise click.ClickException(str(exc)) from None
+    result = run_report(state.warehouse(), name, options)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
@@ -471,15 +496,9 @@ def refresh(state: State, dashboard: str, target: str) -> None:
     All values go in one values:batchUpdate and all formatting in one batchUpdate (three API
     requests per dashboard). On failure the exit code is 1 and the previous sheet stays as it was.
     """
-    from reporting.dashboard import TemplateError
     from reporting.refresh import refresh as run_refresh
-    from reporting.reports import ReportError
-    from reporting.sheets import SheetsError
 
-    try:
-        result = run_refresh(state.warehouse(), state.settings, dashboard, target)
-    except (TemplateError, ReportError, SheetsError, WarehouseError) as exc:
-        raise click.ClickException(redact(str(exc))) from None
+    result = run_refresh(state.warehouse(), state.settings, dashboard, target)
     for line in result.lines():
         click.echo(line)
 
@@ -499,14 +518,10 @@ def reference_bmunits(state: State, path: str | None) -> None:
     VLP revenue uses it to tell secondary (VLP) BM units apart, matching exact ids. The previous
     list is replaced in one transaction.
     """
-    from ingest.iris.api import InsightsError
     from reporting.reference import load_bmunits
 
-    try:
-        body = open(path, "rb").read() if path else None
-        count = load_bmunits(state.warehouse(), body=body)
-    except (InsightsError, ValueError) as exc:
-        raise click.ClickException(f"{path or 'the Insights API'}: {exc}") from None
+    body = open(path, "rb").read() if path else None
+    count = load_bmunits(state.warehouse(), body=body, source=path)
     click.echo(f"Loaded {count:,} BM units into bmu_reference")
 
 
@@ -517,10 +532,7 @@ def reference_bmunits(state: State, path: str | None) -> None:
 @click.pass_obj
 def query(state: State, sql: str, fmt: str) -> None:
     """Run a SQL query against the warehouse and print the result."""
-    try:
-        rows = state.warehouse().query_rows(sql)
-    except WarehouseError as exc:
-        raise click.ClickException(str(exc)) from None
+    rows = state.warehouse().query_rows(sql)
     _print_rows(rows, fmt)
 
 

@@ -22,6 +22,7 @@
      │    ├── DataRejected           the warehouse refused THIS data (binder, catalog, conversion,
      │    │                          constraint): isolate the message or record that caused it
      │    └── NotOurTable            a table or view the project needs exists but was not created by it
+     ├── ArgumentError ............. an argument that cannot work (END before START, a bad time)
      ├── ReportError ............... a report that cannot run as asked (name, window, section)
      ├── TargetError ............... a dashboard could not be written
      │    └── SheetsError            Google Sheets (auth, API, spreadsheet id)
@@ -124,6 +125,10 @@ class NotOurTable(WarehouseError):
 
 
 # ---------------------------------------------------------------------------------------- outputs
+class ArgumentError(ElexonError):
+    """An argument that cannot work: END before START, a time that does not parse."""
+
+
 class ReportError(ElexonError):
     """A report that cannot run as asked (unknown name, bad window, unknown section)."""
 

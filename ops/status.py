@@ -1,12 +1,14 @@
 """``run.py status``: what is in the warehouse, how fresh it is, and what needs attention.
 
-IRIS, per dataset: when the last message arrived, messages and rows loaded in the last hour,
-duplicates skipped and records quarantined in the last 24 hours, and the newest event time in the
-table. Warnings: the client secret expires within 30 days; the last IRIS message is older than the
-queue's 3-day time-to-live (messages have been lost from the queue: fill the gap from the API); no
-IRIS message for an hour (is the worker running?). P114: files loaded per run, the latest
-settlement date of each run, and recent load failures. Scheduler: the last run of each job, and a
-warning when it failed.
+IRIS, per dataset: when the last message arrived (Service Bus enqueued time, or a dropped file's
+arrival time: never the time we loaded it), messages that arrived in the last hour, rows loaded in
+the last hour, duplicates, corrections and quarantined records in the last 24 hours, and the newest
+event time in the table. Warnings, for Service Bus and file drops alike: the client secret expires
+within 30 days; the last message arrived longer ago than the queue's 3-day time-to-live (messages
+have expired unread: fill the gap from the API); no message for an hour (is the worker, or
+Elexon's client writing the file drop, running?). Warehouse outages the IRIS worker held through in
+the last 7 days, and what they mean. P114: files loaded per run, the latest settlement date of each
+run, and recent load failures. Scheduler: the last run of each job, and a warning when it failed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from ingest.iris.datasets import SPECS, DatasetShape, table_name
-from ingest.iris.tables import BATCHES, QUARANTINE
+from ingest.iris.tables import BATCHES, LEDGER, OUTAGES, QUARANTINE
 from ingest.p114.tables import LOAD_ERRORS, MANIFEST
 from warehouse.base import Warehouse
 
@@ -32,6 +34,8 @@ class Status:
     p114: list[dict] = field(default_factory=list)
     p114_errors_7d: int = 0
     jobs: list[dict] = field(default_factory=list)
+    outages: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -56,13 +60,15 @@ def _iris(wh: Warehouse, status: Status) -> None:
     if wh.table_columns(BATCHES.name) is None:
         return
     hour, day = status.now - dt.timedelta(hours=1), status.now - dt.timedelta(days=1)
+    wh.ensure_tables([BATCHES, OUTAGES])  # columns added since the tables were made
     rows = wh.query_rows(
         f"""
         SELECT dataset,
                MAX(last_enqueued_at) AS last_message,
-               SUM(CASE WHEN committed_at >= @hour THEN messages ELSE 0 END) AS messages_1h,
                SUM(CASE WHEN committed_at >= @hour THEN inserted ELSE 0 END) AS rows_1h,
-               SUM(CASE WHEN committed_at >= @day THEN duplicate_rows + duplicate_messages ELSE 0 END) AS duplicates_24h,
+               SUM(CASE WHEN committed_at >= @day THEN COALESCE(duplicate_rows, 0) + COALESCE(duplicate_messages, 0)
+                   ELSE 0 END) AS duplicates_24h,
+               SUM(CASE WHEN committed_at >= @day THEN COALESCE(corrections, 0) ELSE 0 END) AS corrections_24h,
                SUM(CASE WHEN committed_at >= @day THEN quarantined ELSE 0 END) AS quarantined_24h,
                STRING_AGG(DISTINCT source, ',') AS sources
         FROM {wh.ref(BATCHES.name)}
@@ -71,28 +77,55 @@ def _iris(wh: Warehouse, status: Status) -> None:
         """,
         {"hour": hour, "day": day},
     )
+    arrivals = {  # messages by arrival (enqueued) time, not by when they were loaded
+        r["dataset"]: r["n"] for r in wh.query_rows(
+            f"SELECT dataset, COUNT(*) AS n FROM {wh.ref(LEDGER.name)} "
+            "WHERE enqueued_date >= @hour_date AND enqueued_at >= @hour GROUP BY dataset",
+            {"hour": hour, "hour_date": hour.date()})
+    }
     quarantined = {
         r["dataset"]: r["n"]
         for r in wh.query_rows(f"SELECT dataset, COUNT(*) AS n FROM {wh.ref(QUARANTINE.name)} GROUP BY dataset")
     }
-    last_iris = None
+    last: dict[str, dt.datetime] = {}  # source (iris | file) → last arrival
     for row in rows:
         code = row["dataset"]
+        row["messages_1h"] = arrivals.get(code, 0)
         row["quarantined_total"] = quarantined.get(code, 0)
         row["newest_data"] = _newest(wh, code) if code else None
         status.iris.append(row)
-        if "iris" in (row["sources"] or "") and row["last_message"] is not None:
-            last_iris = max(last_iris or row["last_message"], row["last_message"])
-    if last_iris is not None:
-        age = status.now - last_iris
+        for source in ("iris", "file"):
+            if source in (row["sources"] or "").split(",") and row["last_message"] is not None:
+                last[source] = max(last.get(source, row["last_message"]), row["last_message"])
+    for source, at in last.items():
+        what = "IRIS message (Service Bus)" if source == "iris" else "file in the IRIS file drop"
+        runner = ("the IRIS worker (python run.py schedule, or python run.py ingest iris)" if source == "iris"
+                  else "Elexon's IRIS client writing the file drop, and the replay (ingest iris --from-dir)")
+        age = status.now - at
         if age > QUEUE_TTL:
             status.warnings.append(
-                f"the last IRIS message arrived {_age(age)} ago, longer than the queue's 3-day time-to-live: "
-                "messages have expired unread; fill the gap with python run.py backfill iris DATASET START END"
-            )
+                f"the last {what} arrived {_age(age)} ago, longer than the queue's 3-day time-to-live: messages "
+                "have expired unread; fill the gap with python run.py backfill iris DATASET START END")
         elif age > SILENCE_WARNING:
-            status.warnings.append(f"no IRIS message for {_age(age)}: is the IRIS worker (python run.py schedule, "
-                                   "or python run.py ingest iris) running?")
+            status.warnings.append(f"no {what} for {_age(age)}: is {runner} running?")
+    _outages(wh, status)
+
+
+def _outages(wh: Warehouse, status: Status) -> None:
+    status.outages = wh.query_rows(
+        f"SELECT started_at, ROUND(seconds, 1) AS seconds, attempts, messages_held, locks_lost, error "
+        f"FROM {wh.ref(OUTAGES.name)} WHERE started_at >= @since ORDER BY started_at DESC",
+        {"since": status.now - dt.timedelta(days=7)})
+    if not status.outages:
+        return
+    status.notes.append(
+        "While the warehouse is unavailable the IRIS worker holds its batch (locks renewed, nothing dead-lettered "
+        "or quarantined) and takes no new messages; they wait on the queue for its 3-day time-to-live. An outage "
+        "longer than that loses the oldest waiting messages: fill them with python run.py backfill iris.")
+    longest = max(o["seconds"] or 0 for o in status.outages)
+    if longest > QUEUE_TTL.total_seconds() / 3:
+        status.warnings.append(f"a warehouse outage of {_age(dt.timedelta(seconds=longest))} in the last 7 days: "
+                               "check for IRIS gaps (python run.py report completeness)")
 
 
 def _newest(wh: Warehouse, code: str):

@@ -15,7 +15,8 @@ import logging
 import orjson
 import pyarrow as pa
 
-from ingest.iris.api import InsightsClient, InsightsError
+from core.errors import InsightsError, SourceError
+from ingest.iris.api import InsightsClient
 from warehouse.base import Delete, Warehouse
 from warehouse.schema import Column, Table
 
@@ -48,7 +49,8 @@ def is_secondary(elexon_id: str | None, unit_type: str | None) -> bool:
     return bool(elexon_id and elexon_id.startswith("V__")) or (unit_type or "").upper() in SECONDARY_TYPES
 
 
-def load_bmunits(wh: Warehouse, client: InsightsClient | None = None, body: bytes | None = None) -> int:
+def load_bmunits(wh: Warehouse, client: InsightsClient | None = None, body: bytes | None = None,
+                 source: str | None = None) -> int:
     """Replace ``bmu_reference`` with Elexon's current BM unit list; return the number of units."""
     if body is None:
         client = client or InsightsClient()
@@ -56,9 +58,15 @@ def load_bmunits(wh: Warehouse, client: InsightsClient | None = None, body: byte
         if response.status_code != 200:
             raise InsightsError(f"/reference/bmunits/all: HTTP {response.status_code}: {response.text[:300]}")
         body = response.content
-    rows = orjson.loads(body)
+    where = source or "/reference/bmunits/all"
+    try:
+        rows = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise SourceError(f"{where}: not JSON ({exc})") from None
     if isinstance(rows, dict):
         rows = rows.get("data", [])
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise SourceError(f"{where}: expected a JSON array of BM units (the /reference/bmunits/all format)")
     now = dt.datetime.now(dt.timezone.utc)
     table = pa.Table.from_pylist([
         {

@@ -60,7 +60,9 @@ def test_the_pipeline_runs_from_the_command_line_on_bigquery(bigquery_emulator, 
     wh = BigQueryWarehouse(bigquery_emulator.project, dataset, BigQueryOptions(api_endpoint=bigquery_emulator.endpoint))
     try:
         assert wh.scalar(f"SELECT COUNT(*) FROM {wh.ref('iris_message_ledger')}") == 150
-        stored = sum(wh.scalar(f"SELECT COUNT(*) FROM {wh.ref(t)}") for t in wh.table_names() if t.startswith("bmrs_"))
+        # every record is the current row of its key or a superseded version in a _history table
+        tables = [t for t in wh.table_names() if t.startswith("bmrs_") and not t.endswith("_latest")]  # no views
+        stored = sum(wh.scalar(f"SELECT COUNT(*) FROM {wh.ref(t)}") for t in tables)
         assert stored == sum(len(m.records) for m in messages)
         assert wh.scalar(f"SELECT COUNT(*) FROM {wh.ref('p114_file_manifest')}") == 3
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 
 import pyarrow as pa
 import pytest
@@ -50,7 +51,27 @@ def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("inputs")
     write_demo_p114(root / "p114")
     write_demo_iris(root / "iris", spacing_s=18.0)
+    write_corrections(root / "iris", root / "iris_corrections")
     return root
+
+
+#: Elexon re-sends: the first message of these datasets again, one value amended
+AMENDED = {"BOALF": ("levelFrom", 7), "PN": ("levelFrom", 5), "DISBSAD": ("cost", 250.5), "BOD": ("offer", 1.25)}
+
+
+def write_corrections(drop, directory) -> None:
+    for dataset, (field, delta) in AMENDED.items():
+        first = min((drop / dataset).iterdir(), key=lambda p: (p.stat().st_mtime, p.name))
+        records = json.loads(first.read_bytes())
+        for r in records:
+            r[field] += delta
+            if dataset == "BOALF":
+                r["amendmentFlag"] = "AMD"
+        target = directory / dataset / f"{first.name}-amended"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(records))
+        later = first.stat().st_mtime + 60
+        os.utime(target, (later, later))
 
 
 def settings_for(sheet_id: str, out) -> Settings:
@@ -65,6 +86,7 @@ def run_pipeline(wh, inputs, sheet_id, out, sheets_endpoint) -> dict:
     backfill = run_backfill(wh, DEMO_DAYS[0], DEMO_DAYS[-1], source=str(inputs / "p114"))
     first = replay_directory(IrisLoader(wh), inputs / "iris", batch_size=1000)
     second = replay_directory(IrisLoader(wh), inputs / "iris", batch_size=1000)
+    corrections = replay_directory(IrisLoader(wh), inputs / "iris_corrections", batch_size=1000)
     reference = load_bmunits(wh)
     settings = settings_for(sheet_id, out)
     settings.sheets.endpoint = sheets_endpoint
@@ -72,7 +94,8 @@ def run_pipeline(wh, inputs, sheet_id, out, sheets_endpoint) -> dict:
     pushed = refresh(wh, settings, "main", target="sheets", now=NOW, options=options)
     return {"files": len(backfill.results), "loaded": sum(r.status == "loaded" for r in backfill.results),
             "iris_rows": first.rows, "iris_inserted_again": second.rows - second.duplicate_rows,
-            "iris_duplicate_messages_again": second.duplicate_messages, "reference": reference,
+            "iris_duplicate_messages_again": second.duplicate_messages,
+            "iris_corrections": corrections.corrections, "reference": reference,
             "sheet_requests": pushed.requests, "options": options}
 
 
@@ -139,12 +162,14 @@ def assert_same_rows(left: list[dict], right: list[dict], what: str, ordered: bo
 
 
 # ---------------------------------------------------------------------------------------- tests
-def test_each_step_reports_the_same_on_both_engines(both):
+def test_each_step_reports_the_same_on_both_engines(both, inputs):
     _, _, _, steps = both
     duck, bq = steps["duckdb"], steps["bigquery"]
     assert duck == bq
     assert duck["files"] == duck["loaded"] == 21
     assert duck["iris_rows"] > 20_000 and duck["iris_inserted_again"] == 0
+    amended = [json.loads(p.read_bytes()) for p in (inputs / "iris_corrections").rglob("*-amended")]
+    assert len(amended) == len(AMENDED) and duck["iris_corrections"] == sum(map(len, amended))
     assert duck["reference"] == len(REFERENCE)
     assert duck["sheet_requests"] <= 3
 

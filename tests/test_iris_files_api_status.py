@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -171,7 +173,8 @@ def test_status_reports_each_dataset_and_warns_about_expiry_and_silence(tmp_path
     now = dt.datetime.now(UTC)
     report = collect_status(wh, secret_expires=now.date() + dt.timedelta(days=12), now=now)
     by = {r["dataset"]: r for r in report.iris}
-    assert by["FREQ"]["messages_1h"] >= 1 and by["MILS"]["rows_1h"] > 0
+    # loaded in the last hour, but none of these messages *arrived* in it
+    assert by["FREQ"]["messages_1h"] == 0 and by["MILS"]["rows_1h"] > 0
     assert by["FREQ"]["newest_data"] == dt.datetime(2026, 5, 6, 5, 0, tzinfo=UTC)
     text = "\n".join(report.warnings)
     assert "expires on" in text and "in 12 days" in text
@@ -192,3 +195,76 @@ def test_status_command_prints_tables_and_strict_fails_on_warnings(tmp_path, mon
     strict = runner.invoke(cli, ["--warehouse", f"duckdb:///{db}", "status", "--strict", "--format", "json"])
     assert strict.exit_code == 1
     assert json.loads(strict.output)["warnings"]
+
+
+def test_status_judges_a_file_drop_by_arrival_time_and_counts_arrivals(tmp_path, wh):
+    drop = tmp_path / "d"
+    make_drop(drop, count=20)
+    four_days_ago = time.time() - 4 * 86400
+    for f in drop.rglob("*.json"):
+        os.utime(f, (four_days_ago, four_days_ago))  # Elexon's client wrote them four days ago
+    loader = IrisLoader(wh)
+    replay_directory(loader, drop)  # loaded just now
+    report = collect_status(wh, now=dt.datetime.now(UTC))
+    assert any("file in the IRIS file drop arrived 4.0 days ago" in w and "time-to-live" in w for w in report.warnings)
+    assert all(r["messages_1h"] == 0 for r in report.iris)
+
+    new = tmp_path / "new" / "FREQ" / "FREQ_now.json"
+    new.parent.mkdir(parents=True)
+    new.write_text(json.dumps([{"dataset": "FREQ", "measurementTime": "2026-05-06T06:00:00Z", "frequency": 50.0}]))
+    replay_directory(loader, tmp_path / "new")
+    report = collect_status(wh, now=dt.datetime.now(UTC))
+    assert {r["dataset"]: r["messages_1h"] for r in report.iris}["FREQ"] == 1
+    assert not [w for w in report.warnings if "file drop" in w]
+
+
+def test_status_shows_outages_and_what_they_mean(tmp_path, wh):
+    from ingest.iris.tables import OUTAGES
+    import pyarrow as pa
+
+    IrisLoader(wh)
+    now = dt.datetime.now(UTC)
+    wh.write({OUTAGES.name: OUTAGES.conform(pa.Table.from_pylist([{
+        "started_at": now - dt.timedelta(hours=2), "ended_at": now - dt.timedelta(hours=1), "seconds": 3600.0,
+        "attempts": 40, "messages_held": 500, "locks_lost": 0, "error": "IO Error: No space left on device"}]))})
+    report = collect_status(wh, now=now)
+    assert report.outages[0]["messages_held"] == 500
+    assert "holds its batch" in report.notes[0] and "3-day time-to-live" in report.notes[0]
+
+
+def test_a_gap_fill_stopped_half_way_resumes_at_the_first_window_not_fetched(wh, api):
+    lo, hi = dt.datetime(2026, 5, 6, tzinfo=UTC), dt.datetime(2026, 5, 11, tzinfo=UTC)  # 5 one-day windows
+    real_fetch = InsightsClient.fetch
+    calls = []
+
+    def dies_on_the_third(self, spec, a, b):
+        calls.append(a)
+        if len(calls) == 3:
+            raise InsightsError("the connection died (test)")
+        return real_fetch(self, spec, a, b)
+
+    InsightsClient.fetch = dies_on_the_third
+    try:
+        with pytest.raises(InsightsError):
+            fill_gap(IrisLoader(wh), "FREQ", lo, hi, client=client(api))
+    finally:
+        InsightsClient.fetch = real_fetch
+    before = api.counts["FREQ"]
+    summary = fill_gap(IrisLoader(wh), "FREQ", lo, hi, client=client(api))
+    assert (summary.windows, summary.skipped, summary.requests) == (5, 2, 3)
+    assert api.counts["FREQ"] - before == 3
+    assert [p["measurementDateTimeFrom"] for _, p in api.requests[-3:]] == [
+        "2026-05-08T00:00:00Z", "2026-05-09T00:00:00Z", "2026-05-10T00:00:00Z"]
+    assert wh.scalar("SELECT COUNT(DISTINCT measurement_time) FROM bmrs_freq") == 5 * 24 * 240 + 1
+    again = fill_gap(IrisLoader(wh), "FREQ", lo, hi, client=client(api))
+    assert (again.skipped, again.requests) == (5, 0)
+    forced = fill_gap(IrisLoader(wh), "FREQ", lo, hi, client=client(api), resume=False)
+    assert forced.requests == 5 and forced.inserted == 0
+
+
+def test_a_window_fetched_before_its_data_was_complete_is_fetched_again(wh, api):
+    now = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    lo, hi = now - dt.timedelta(hours=3), now - dt.timedelta(hours=1)
+    fill_gap(IrisLoader(wh), "FREQ", lo, hi, client=client(api))
+    again = fill_gap(IrisLoader(wh), "FREQ", lo, hi, client=client(api))
+    assert again.skipped == 0 and again.requests == 1  # fetched an hour after it ended: maybe incomplete

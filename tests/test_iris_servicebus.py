@@ -426,3 +426,78 @@ def test_a_file_size_limit_on_the_cli_worker_is_held_through_and_nothing_is_lost
     assert bus.snapshot(QUEUE)["dead_lettered"] == [] and wh.scalar("SELECT COUNT(*) FROM iris_quarantine") == 0
     assert wh.scalar("SELECT COUNT(*) FROM iris_outages") >= 1
     wh.close()
+
+
+# ---------------------------------------------------------------------------------------- the user's real world
+def hostile_messages() -> list[tuple[str, str, list[dict]]]:
+    """(message id, subject, records): every fault of issue #9, each beside good records."""
+    def boalf(level_from, number, amendment="ORI"):
+        return {"dataset": "BOALF", "settlementDate": "2026-05-06", "settlementPeriodFrom": 9,
+                "settlementPeriodTo": 9, "timeFrom": "2026-05-06T03:00:00Z", "timeTo": "2026-05-06T03:10:00Z",
+                "levelFrom": level_from, "levelTo": 10, "acceptanceNumber": number,
+                "acceptanceTime": "2026-05-06T02:55:00Z", "deemedBoFlag": False, "soFlag": False,
+                "amendmentFlag": amendment, "storFlag": False, "rrFlag": False, "nationalGridBmUnit": "FBPGM002",
+                "bmUnit": "2__FBPGM002"}
+
+    def disbsad(cost):
+        return {"dataset": "DISBSAD", "settlementDate": "2026-05-06", "settlementPeriod": 9, "id": 77, "cost": cost,
+                "volume": 5.0, "soFlag": True, "storFlag": False, "service": "Energy"}
+
+    return [
+        ("NEWDS_1.json", "NEWDS", [{"dataset": "NEWDS", "a": 1, "b": "x"}]),
+        ("NEWDS_2.json", "NEWDS", [{"dataset": "NEWDS", "b": "y"}]),  # lacks the optional field a
+        ("FREQ_clash.json", "FREQ", [{"dataset": "FREQ", "measurementTime": "2026-05-06T01:00:00Z", "frequency": 50.0,
+                                      "_message_id": "spoof"}]),
+        ("DISBSAD_1.json", "DISBSAD", [disbsad(1000.0)]),
+        ("DISBSAD_2.json", "DISBSAD", [disbsad(1500.0)]),  # the correction, sent later
+        ("BOALF_levels.json", "BOALF", [boalf(12.7, 1), boalf(13, 2)]),
+        ("BOALF_amended.json", "BOALF", [boalf(11, 2, "AMD")]),
+        ("FREQ_nokey.json", "FREQ", [{"dataset": "FREQ", "frequency": 49.9}, {"dataset": "FREQ", "frequency": 50.1},
+                                     {"dataset": "FREQ", "measurementTime": "2026-05-06T01:00:15Z", "frequency": 50.0}]),
+    ]
+
+
+def assert_hostile_outcome(wh) -> None:
+    assert wh.query_rows("SELECT a, b FROM bmrs_newds ORDER BY b") == [{"a": 1, "b": "x"}, {"a": None, "b": "y"}]
+    assert wh.scalar("SELECT payload_message_id FROM bmrs_freq WHERE _message_id = 'FREQ_clash.json'") == "spoof"
+    assert wh.scalar("SELECT cost FROM bmrs_disbsad WHERE id = 77") == 1500.0
+    assert wh.scalar("SELECT cost FROM bmrs_disbsad_history WHERE id = 77") == 1000.0
+    assert wh.query_rows("SELECT acceptance_number, level_from, amendment_flag FROM bmrs_boalf "
+                         "WHERE bm_unit = '2__FBPGM002'") == [{"acceptance_number": 2, "level_from": 11,
+                                                                "amendment_flag": "AMD"}]
+    reasons = sorted(r["reason"].split(":")[0] for r in wh.query_rows(
+        "SELECT reason FROM iris_quarantine WHERE message_id IN ('BOALF_levels.json', 'FREQ_nokey.json')"))
+    assert reasons == ["field levelFrom", "missing natural-key field measurementTime (the key of FREQ is "
+                       "measurement_time)", "missing natural-key field measurementTime (the key of FREQ is "
+                       "measurement_time)"]
+    assert wh.scalar("SELECT COUNT(*) FROM iris_quarantine") == 3
+
+
+def test_every_real_world_fault_beside_good_messages_through_the_sdk(bus, wh):
+    good = enqueue(bus, 60)
+    for message_id, subject, records in hostile_messages():
+        bus.send(QUEUE, json.dumps(json.dumps(records)), message_id=message_id, subject=subject)
+        time.sleep(0.002)  # distinct enqueued times: the correction is the later message
+    worker = run_worker(wh, bus, batch_size=25)
+    assert worker.summary.dead_lettered == 0 and bus.snapshot(QUEUE)["dead_lettered"] == []
+    assert sorted(bus.snapshot(QUEUE)["completed"]) == sorted([m.message_id for m in good]
+                                                              + [m for m, _, _ in hostile_messages()])
+    assert_hostile_outcome(wh)
+
+
+def test_the_same_faults_in_a_file_drop_replay_twice_through_the_cli(tmp_path):
+    drop = tmp_path / "iris_data"
+    for i, (message_id, subject, records) in enumerate(hostile_messages()):
+        path = drop / subject / message_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(records))
+        os.utime(path, (1_780_000_000 + i, 1_780_000_000 + i))  # arrival order = list order
+    db = tmp_path / "w.duckdb"
+    cmd = [sys.executable, "run.py", "--warehouse", f"duckdb:///{db}", "ingest", "iris", "--from-dir", str(drop),
+           "--once"]
+    first = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "8 messages already loaded" in again.stdout, again.stdout + again.stderr
+    with DuckDBWarehouse(db) as wh:
+        assert_hostile_outcome(wh)

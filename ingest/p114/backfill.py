@@ -20,6 +20,7 @@ import pyarrow as pa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from core.errors import ArgumentError, InputFileError
 from core.iterators import prefetch
 from core.settlement import RUN_PRECEDENCE, RUN_PUBLICATION_WINDOW_DAYS, RUN_RANK
 from ingest.p114.layout import FileNameError, S0142Name
@@ -86,7 +87,7 @@ def folder_files(
     bad: list[LoadResult] = []
     root = Path(directory)
     if not root.is_dir():
-        raise FileNotFoundError(f"P114 source folder {root} does not exist")
+        raise InputFileError(f"P114 source folder {root} does not exist")
     for path in sorted(root.rglob("*")):
         if not path.is_file() or not path.name.upper().startswith("S0142") or path.name.endswith(".part"):
             continue
@@ -180,7 +181,7 @@ def run_backfill(
 ) -> BackfillSummary:
     """Load every S0142 file for settlement dates ``start..end`` and ``runs`` not loaded yet."""
     if end < start:
-        raise ValueError(f"END {end} is before START {start}")
+        raise ArgumentError(f"END {end} is before START {start}")
     runs = tuple(r for r in RUN_PRECEDENCE if r in set(runs))
     ensure_p114_schema(wh)
     summary = BackfillSummary(start, end, runs, source)

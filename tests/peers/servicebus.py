@@ -78,6 +78,8 @@ class FakeServiceBus:
         self.refuse_renewals = False
         self.held: list = []  # dispositions received but not answered: (delivery, outcome) or a held request
         self.settlements: list[tuple[str, str]] = []  # (message_id, outcome) in order
+        self.delivered: list[tuple[str, int, float, int]] = []  # (message_id, delivery count, time, connection)
+        self.connection_events: list[tuple[str, int, float]] = []  # (opened | disconnected, connection, time)
         self.connections_opened = 0
         self._container: Container | None = None
         self._thread: threading.Thread | None = None
@@ -243,6 +245,7 @@ class _Handler(MessagingHandler):
 
     def on_connection_opening(self, event):
         self.bus.connections_opened += 1
+        self.bus.connection_events.append(("opened", id(event.connection), time.time()))
 
     def on_wake(self, event):
         self._pump()
@@ -257,6 +260,7 @@ class _Handler(MessagingHandler):
 
     def on_disconnected(self, event):
         gone = event.connection
+        self.bus.connection_events.append(("disconnected", id(gone), time.time()))
         with self.bus.lock:
             self.bus.held[:] = [(d, o) for d, o in self.bus.held
                                 if (d if callable(o) else d.link.connection) is not gone]
@@ -360,6 +364,7 @@ class _Handler(MessagingHandler):
                 out.inferred = True  # bytes body → one AMQP data section
                 dlv = link.send(out, tag=msg.lock_token.bytes_le)
                 self.deliveries[dlv] = (q, msg.lock_token)
+                bus.delivered.append((msg.message_id, msg.delivery_count, time.time(), id(link.connection)))
 
     # ---------------------------------------------------------------- settlement
     def on_accepted(self, event):
