@@ -245,7 +245,7 @@ class _Handler(MessagingHandler):
 
     def on_connection_opening(self, event):
         self.bus.connections_opened += 1
-        self.bus.connection_events.append(("opened", id(event.connection), time.time()))
+        self.bus.connection_events.append(("opened", _address(event.connection), time.time()))
 
     def on_wake(self, event):
         self._pump()
@@ -260,13 +260,14 @@ class _Handler(MessagingHandler):
 
     def on_disconnected(self, event):
         gone = event.connection
-        self.bus.connection_events.append(("disconnected", id(gone), time.time()))
+        self.bus.connection_events.append(("disconnected", _address(gone), time.time()))
         with self.bus.lock:
             self.bus.held[:] = [(d, o) for d, o in self.bus.held
-                                if (d if callable(o) else d.link.connection) is not gone]
-        for dlv in [d for d in self.deliveries if d.link.connection is gone]:
+                                if (d if callable(o) else d.link.connection) != gone]
+        # proton wraps an endpoint in a new Python object on every access: compare with ==, never `is`
+        for dlv in [d for d in self.deliveries if d.link.connection == gone]:
             self.deliveries.pop(dlv, None)  # its message stays locked until the lock expires
-        self.senders[:] = [link for link in self.senders if link.connection is not gone]
+        self.senders[:] = [link for link in self.senders if link.connection != gone]
 
     def on_drop(self, event):
         for conn in list(self._connections()):
@@ -364,7 +365,7 @@ class _Handler(MessagingHandler):
                 out.inferred = True  # bytes body → one AMQP data section
                 dlv = link.send(out, tag=msg.lock_token.bytes_le)
                 self.deliveries[dlv] = (q, msg.lock_token)
-                bus.delivered.append((msg.message_id, msg.delivery_count, time.time(), id(link.connection)))
+                bus.delivered.append((msg.message_id, msg.delivery_count, time.time(), _address(link.connection)))
 
     # ---------------------------------------------------------------- settlement
     def on_accepted(self, event):
@@ -504,6 +505,11 @@ class _Later:
 
     def on_timer_task(self, event):
         self.action()
+
+
+def _address(endpoint) -> int:
+    """A stable identity for a proton endpoint (its Python wrapper is a new object on every access)."""
+    return hash(endpoint)
 
 
 def _free_port() -> int:
