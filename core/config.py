@@ -70,9 +70,26 @@ class BigQuerySettings:
 
 
 @dataclass
+class ElexonSettings:
+    """Where Elexon's services are and the Portal key (``ELEXON_PORTAL_KEY``, ``ELEXON_PORTAL_URL`` or
+    ``[p114] portal_url``, ``INSIGHTS_API_URL``); None means the public service."""
+
+    portal_key: str | None = field(default=None, repr=False)
+    portal_url: str | None = None
+    insights_url: str | None = None
+
+
+#: environment variables the IRIS connection settings read (see ingest.iris.config), captured once
+IRIS_ENVIRONMENT = ("IRIS_CONNECTION_STRING", "IRIS_QUEUE_NAME", "IRIS_CLIENT_ID", "IRIS_CLIENT_SECRET",
+                    "IRIS_TENANT_ID", "IRIS_NAMESPACE", "IRIS_SECRET_EXPIRES")
+
+
+@dataclass
 class Settings:
     source: str | None = None  # the settings file read, if any
     warehouse_url: str | None = None
+    elexon: ElexonSettings = field(default_factory=ElexonSettings)
+    iris_environment: dict[str, str] = field(default_factory=dict, repr=False)
     bigquery: BigQuerySettings = field(default_factory=BigQuerySettings)
     output_dir: str = "out"
     p114: dict[str, Any] = field(default_factory=dict)
@@ -142,9 +159,22 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
                                 f"{', '.join(RUN_PRECEDENCE)}, got {runs!r}")
     s.iris = _section(data, "iris", where, {"queue_name", "client_id", "client_secret", "tenant_id", "namespace",
                                              "secret_expires", "batch_size"})
-    if "secret_expires" in s.iris:
+    if env.get("IRIS_SECRET_EXPIRES"):
+        try:
+            s.iris["secret_expires"] = dt.date.fromisoformat(env["IRIS_SECRET_EXPIRES"])
+        except ValueError:
+            raise SettingsError(f"IRIS_SECRET_EXPIRES must be a date YYYY-MM-DD, got "
+                                f"{env['IRIS_SECRET_EXPIRES']!r}") from None
+    elif "secret_expires" in s.iris:
         s.iris["secret_expires"] = _date(s.iris["secret_expires"], where, "iris", "secret_expires")
     register_secret(s.iris.get("client_secret"))
+    s.iris_environment = {k: env[k] for k in IRIS_ENVIRONMENT if env.get(k)}
+    for key in ("IRIS_CLIENT_SECRET", "IRIS_CONNECTION_STRING"):
+        register_secret(s.iris_environment.get(key))
+    s.elexon = ElexonSettings(portal_key=env.get("ELEXON_PORTAL_KEY") or None,
+                              portal_url=env.get("ELEXON_PORTAL_URL") or s.p114.get("portal_url"),
+                              insights_url=env.get("INSIGHTS_API_URL") or None)
+    register_secret(s.elexon.portal_key)
 
     r = _section(data, "reporting", where, {"vlp_units", "min_mwh", "threshold", "run_due_working_days"})
     rep = ReportingSettings()

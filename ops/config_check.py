@@ -9,7 +9,6 @@ Secrets are reported as "set" or "not set", never shown.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,7 +71,7 @@ def _iris(settings: Settings, report: CheckReport, today: dt.date) -> None:
     from ingest.iris.config import IrisConfigError, IrisSettings
 
     try:
-        iris = IrisSettings.load(configured=settings.iris)
+        iris = IrisSettings.load(configured=settings.iris, environ=settings.iris_environment)
     except IrisConfigError as exc:
         note = f"IRIS: not configured ({exc})"
         if settings.schedule.iris_worker:
@@ -93,9 +92,10 @@ def _iris(settings: Settings, report: CheckReport, today: dt.date) -> None:
 
 
 def _portal(settings: Settings, report: CheckReport) -> None:
-    key = os.environ.get("ELEXON_PORTAL_KEY")
-    url = os.environ.get("ELEXON_PORTAL_URL") or settings.p114.get("portal_url") or "https://downloads.elexonportal.co.uk"
-    if key:
+    from ingest.p114.portal import PORTAL_URL
+
+    url = settings.elexon.portal_url or PORTAL_URL
+    if settings.elexon.portal_key:
         report.lines.append(f"Elexon Portal: key set (ELEXON_PORTAL_KEY), {url}")
     else:
         report.lines.append("Elexon Portal: ELEXON_PORTAL_KEY not set: backfill from the Portal and the scheduler's "

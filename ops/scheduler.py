@@ -245,7 +245,7 @@ class Scheduler:
             log.error("the IRIS worker stopped unexpectedly; restarting it")
             self._record(JobRun("iris", _now(), outcome="failed", detail="worker stopped unexpectedly; restarted"))
         try:
-            iris = IrisSettings.load(configured=self.settings.iris)
+            iris = IrisSettings.load(configured=self.settings.iris, environ=self.settings.iris_environment)
         except IrisConfigError as exc:
             if self._iris_problem is None:
                 log.warning("IRIS worker not started: %s", exc)
@@ -282,11 +282,12 @@ class Scheduler:
         from ingest.p114.backfill import run_backfill
         from ingest.p114.portal import PortalClient
 
-        if not os.environ.get("ELEXON_PORTAL_KEY"):
+        elexon = self.settings.elexon
+        if not elexon.portal_key:
             raise JobSkipped("ELEXON_PORTAL_KEY is not set: no Portal fetch")
         today = dt.date.today()
         p114 = self.settings.p114
-        client = PortalClient(base_url=os.environ.get("ELEXON_PORTAL_URL") or p114.get("portal_url"))
+        client = PortalClient(elexon.portal_key, elexon.portal_url)
         summary = run_backfill(wh, today - dt.timedelta(days=self.settings.schedule.p114_lookback_days),
                                today - dt.timedelta(days=1), runs=p114.get("runs") or RUN_PRECEDENCE, source="portal", client=client, cache_dir=p114.get("cache_dir", "data/p114/raw"))
         detail = (f"{len(summary.loaded)} file(s) loaded ({summary.records:,} records), "
@@ -302,7 +303,7 @@ class Scheduler:
 
         end = dt.datetime.combine(dt.date.today(), dt.time(), tzinfo=dt.timezone.utc)
         start = end - dt.timedelta(days=self.settings.schedule.gap_fill_days)
-        loader, client = IrisLoader(wh), InsightsClient()
+        loader, client = IrisLoader(wh), InsightsClient(self.settings.elexon.insights_url)
         filled, failed = [], []
         for code in self.settings.schedule.gap_fill_datasets:
             try:  # one dataset's failure does not stop the others

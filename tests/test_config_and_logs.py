@@ -118,3 +118,17 @@ def test_no_secret_reaches_any_log_line_even_at_debug_in_json(tmp_path, portal, 
     assert "connected to IRIS queue iris.test-queue" in everything and '"logger": "azure.servicebus' in everything
     for secret in [*SECRETS.values(), key]:
         assert secret not in everything, f"a secret leaked: {secret[:6]}…"
+
+
+def test_only_the_settings_module_reads_the_environment():
+    """Settings are resolved once (core/config.py) and passed down; no module reads os.environ on its own."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readers = [f"{path.relative_to(root)}:{n}" for package in ("core", "ingest", "ops", "reporting", "warehouse")
+               for path in (root / package).rglob("*.py")
+               for n, line in enumerate(path.read_text().splitlines(), start=1)
+               if re.search(r"os\.environ|os\.getenv", line)]
+    assert readers and all(r.startswith("core/config.py:") for r in readers), readers
+    assert "os.environ" not in (root / "run.py").read_text()

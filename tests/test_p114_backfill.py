@@ -150,7 +150,7 @@ def test_portal_backfill_lists_by_publication_date_downloads_and_loads(tmp_path,
     files = make_folder(tmp_path / "made")
     publish_all(portal, files)
     today = max(default_created_at(d, "SF") for d in DAYS).date() + dt.timedelta(days=30)
-    client = PortalClient(backoff_max_s=0.01)
+    client = PortalClient(portal.key, portal.url, backoff_max_s=0.01)
     summary = run_backfill(wh, DAYS[0], DAYS[-1], runs=("II", "SF"), source="portal", cache_dir=tmp_path / "cache",
                            client=client, today=today)
     assert len(summary.loaded) == 8 and not summary.failed
@@ -173,12 +173,12 @@ def test_portal_backfill_reports_a_bad_download_and_loads_the_rest(tmp_path, wh,
     portal.fail(files[2].name, "text")
     today = dt.date(2025, 1, 31)
     summary = run_backfill(wh, DAYS[0], DAYS[-1], runs=("II", "SF"), source="portal", cache_dir=tmp_path / "cache",
-                           client=PortalClient(backoff_max_s=0.01), today=today)
+                           client=PortalClient(portal.key, portal.url, backoff_max_s=0.01), today=today)
     assert len(summary.loaded) == 7
     assert len(summary.failed) == 1 and "not gzip: 'Scripting Error 001" in summary.failed[0].error
     assert not (tmp_path / "cache" / files[2].name).exists()
 
     retry = run_backfill(wh, DAYS[0], DAYS[-1], runs=("II", "SF"), source="portal", cache_dir=tmp_path / "cache",
-                         client=PortalClient(backoff_max_s=0.01), today=today)
+                         client=PortalClient(portal.key, portal.url, backoff_max_s=0.01), today=today)
     assert len(retry.loaded) == 1 and not retry.failed
     assert_each_file_loaded_exactly_once(wh, files, len(UNITS))

@@ -18,7 +18,7 @@ GZ = gzip.compress(b"AAA|S0142013|D|20241103120209|\n")
 
 def client(portal, **kwargs) -> PortalClient:
     kwargs.setdefault("backoff_max_s", 0.05)
-    return PortalClient(**kwargs)
+    return PortalClient(kwargs.pop("key", portal.key), kwargs.pop("base_url", portal.url), **kwargs)
 
 
 def test_list_returns_the_s0142_files_published_that_day(portal):
@@ -50,9 +50,8 @@ def test_a_200_text_answer_instead_of_gzip_is_an_error_and_leaves_no_file(portal
 
 
 def test_a_bad_key_is_reported_without_showing_the_key(portal, monkeypatch):
-    monkeypatch.setenv("ELEXON_PORTAL_KEY", "wrong-secret-key-999")
     with pytest.raises(PortalError) as info:
-        client(portal).list_s0142(dt.date(2024, 11, 3))
+        client(portal, key="wrong-secret-key-999").list_s0142(dt.date(2024, 11, 3))
     assert "Scripting Error 001" in str(info.value)
     assert "wrong-secret-key-999" not in str(info.value)
 
@@ -87,16 +86,14 @@ def test_it_gives_up_after_the_configured_attempts_without_leaking_the_key(porta
 
 
 def test_connection_refused_fails_fast_without_the_key(monkeypatch):
-    monkeypatch.setenv("ELEXON_PORTAL_KEY", "refused-secret-key-42")
     with pytest.raises(PortalError) as info:
-        PortalClient(base_url="http://127.0.0.1:9", attempts=3, backoff_max_s=0.01).list_s0142(dt.date(2024, 1, 1))
+        PortalClient("refused-secret-key-42", "http://127.0.0.1:9", attempts=3, backoff_max_s=0.01).list_s0142(dt.date(2024, 1, 1))
     assert "refused-secret-key-42" not in str(info.value)
 
 
 def test_missing_key_is_a_clear_error(monkeypatch):
-    monkeypatch.delenv("ELEXON_PORTAL_KEY", raising=False)
     with pytest.raises(PortalError, match="ELEXON_PORTAL_KEY is not set"):
-        PortalClient()
+        PortalClient(None, "http://127.0.0.1:9")
 
 
 def test_the_key_never_reaches_the_logs_even_at_debug(portal, tmp_path):

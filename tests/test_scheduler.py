@@ -27,7 +27,7 @@ QUEUE = "iris.scheduler-test"
 
 def quiet_settings(tmp_path, **schedule) -> Settings:
     """Settings with every built-in job off unless named in ``schedule``."""
-    settings = load_settings(environ={"OUTPUT_DIR": str(tmp_path / "out")})
+    settings = load_settings(environ={**os.environ, "OUTPUT_DIR": str(tmp_path / "out")})
     settings.schedule.iris_worker = False
     settings.schedule.refresh_minutes = 0
     settings.schedule.p114_fetch_at = None
@@ -116,7 +116,7 @@ def test_p114_fetch_loads_newly_published_files_and_is_skipped_without_a_key(tmp
     assert run.outcome == "ok", run.detail
     assert run.detail.startswith("2 file(s) loaded")
     assert scheduler.run_job("p114_fetch").detail.startswith("0 file(s) loaded")
-    monkeypatch.delenv("ELEXON_PORTAL_KEY")
+    scheduler.settings.elexon.portal_key = None
     skipped = scheduler.run_job("p114_fetch")
     assert skipped.outcome == "skipped" and "ELEXON_PORTAL_KEY" in skipped.detail
 
@@ -131,7 +131,9 @@ def test_gap_fill_inserts_only_what_iris_missed(tmp_path, insights):
     again = scheduler.run_job("gap_fill")
     assert "FREQ +0" in again.detail
     insights.fail("FREQ", 500, 500, 500, 500, 500, 500, 500)
-    failed = scheduler.run_job("gap_fill")
+    elsewhere = Scheduler(quiet_settings(tmp_path, gap_fill_at="05:15", gap_fill_days=1, gap_fill_datasets=["FREQ"]),
+                          f"duckdb:///{tmp_path / 'other.duckdb'}").build()
+    failed = elsewhere.run_job("gap_fill")
     assert failed.outcome == "failed" and "FREQ" in failed.detail
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -90,7 +89,7 @@ class FillSummary:
 class InsightsClient:
     def __init__(self, base_url: str | None = None, *, timeout: float = 120, attempts: int = 6,
                  backoff_max_s: float = 60, session: requests.Session | None = None):
-        self.base_url = (base_url or os.environ.get("INSIGHTS_API_URL") or INSIGHTS_URL).rstrip("/")
+        self.base_url = (base_url or INSIGHTS_URL).rstrip("/")
         self.timeout = timeout
         self.attempts = attempts
         self.backoff_max_s = backoff_max_s

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,9 +47,10 @@ class IrisSettings:
     def load(cls, *, connection_string: str | None = None, queue_name: str | None = None,
              settings_file: str | Path | None = None, environ: dict | None = None,
              configured: dict | None = None) -> "IrisSettings":
-        """Arguments first, then ``IRIS_*`` environment variables, then an Elexon-client settings.json,
-        then the ``[iris]`` section of settings.toml (``configured``)."""
-        env = os.environ if environ is None else environ
+        """Arguments first, then the ``IRIS_*`` environment variables (``environ``: captured once by
+        core.config, ``Settings.iris_environment``), then an Elexon-client settings.json, then the
+        ``[iris]`` section of settings.toml (``configured``)."""
+        env = environ or {}
         file: dict = {}
         if settings_file:
             try:

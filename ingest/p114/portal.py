@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 from pathlib import Path
 
 import requests
@@ -46,11 +45,11 @@ class PortalClient:
         backoff_max_s: float = 60,
         session: requests.Session | None = None,
     ):
-        self.key = key or os.environ.get(KEY_ENV, "")
+        self.key = key or ""
         if not self.key:
             raise PortalError(f"{KEY_ENV} is not set: put your Elexon Portal scripting key in that environment variable")
         register_secret(self.key)
-        self.base_url = (base_url or os.environ.get("ELEXON_PORTAL_URL") or PORTAL_URL).rstrip("/")
+        self.base_url = (base_url or PORTAL_URL).rstrip("/")
         self.timeout = timeout
         self.attempts = attempts
         self.backoff_max_s = backoff_max_s
