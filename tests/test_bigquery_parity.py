@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 
 from core.config import Settings
+from ingest.iris.api import InsightsClient
 from ingest.iris.files import replay_directory
 from ingest.iris.load import IrisLoader
 from ingest.p114.backfill import run_backfill
@@ -34,9 +35,9 @@ NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.timezone.utc)
 TODAY = NOW.date()
 #: when a row was written, by which batch, how long parsing took: differ between any two runs
 VOLATILE = {"_ingested_at", "ingested_at", "loaded_at", "listed_at", "committed_at", "batch_id", "parse_seconds",
-            "quarantined_at", "changed_at", "failed_at"}
+            "quarantined_at", "changed_at", "failed_at", "_replaced_at"}
 ARRIVAL = {"last_arrival"}  # when the test loaded the row (completeness.iris)
-MAY_BE_EMPTY = {"iris_quarantine", "p114_load_errors", "p114_portal_listed_dates", "p114_portal_listing"}
+MAY_BE_EMPTY = {"iris_quarantine", "iris_outages", "iris_api_windows", "p114_load_errors", "p114_portal_listed_dates", "p114_portal_listing"}
 REFERENCE = [  # five of the demo's VLP units are secondary units in Elexon's data; V__GVLPO006 is not listed
     {"elexonBmUnit": f"V__{c}VLPO00{i}", "nationalGridBmUnit": f"{c}VLPO00{i}", "bmUnitType": "V",
      "leadPartyName": "VL Power", "fuelType": "OTHER", "eic": None, "fpnFlag": False}
@@ -56,7 +57,8 @@ def inputs(tmp_path_factory):
 
 
 #: Elexon re-sends: the first message of these datasets again, one value amended
-AMENDED = {"BOALF": ("levelFrom", 7), "PN": ("levelFrom", 5), "DISBSAD": ("cost", 250.5), "BOD": ("offer", 1.25)}
+AMENDED = {"BOALF": ("levelFrom", 7), "PN": ("levelFrom", 5), "DISBSAD": ("cost", 250.5), "BOD": ("offer", 1.25),
+           "MID": ("volume", 10.5), "REMIT": ("availableCapacity", 10.0)}
 
 
 def write_corrections(drop, directory) -> None:
@@ -81,13 +83,13 @@ def settings_for(sheet_id: str, out) -> Settings:
     return s
 
 
-def run_pipeline(wh, inputs, sheet_id, out, sheets_endpoint) -> dict:
+def run_pipeline(wh, inputs, sheet_id, out, sheets_endpoint, insights_url) -> dict:
     """Everything a user runs, in order; returns what each step reported."""
     backfill = run_backfill(wh, DEMO_DAYS[0], DEMO_DAYS[-1], source=str(inputs / "p114"))
     first = replay_directory(IrisLoader(wh), inputs / "iris", batch_size=1000)
     second = replay_directory(IrisLoader(wh), inputs / "iris", batch_size=1000)
     corrections = replay_directory(IrisLoader(wh), inputs / "iris_corrections", batch_size=1000)
-    reference = load_bmunits(wh)
+    reference = load_bmunits(wh, InsightsClient(insights_url))
     settings = settings_for(sheet_id, out)
     settings.sheets.endpoint = sheets_endpoint
     options = report_options(settings, date_from=DEMO_DAYS[0], date_to=DEMO_DAYS[-1], today=TODAY, now=NOW)
@@ -109,7 +111,6 @@ def both(inputs, bigquery_emulator, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     insights, sheets = FakeInsights().start(), FakeSheets().start()
     insights.bmunits = REFERENCE
-    mp.setenv("INSIGHTS_API_URL", insights.url)
     mp.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     sheets.create("duck", tabs={"Sheet1": (1000, 26)})
     sheets.create("bq", tabs={"Sheet1": (1000, 26)})
@@ -118,8 +119,8 @@ def both(inputs, bigquery_emulator, tmp_path_factory):
     bq = BigQueryWarehouse(bigquery_emulator.project, "parity",
                            BigQueryOptions(api_endpoint=bigquery_emulator.endpoint, location="EU"))
     try:
-        steps = {"duckdb": run_pipeline(duck, inputs, "duck", work / "out-duck", sheets.url),
-                 "bigquery": run_pipeline(bq, inputs, "bq", work / "out-bq", sheets.url)}
+        steps = {"duckdb": run_pipeline(duck, inputs, "duck", work / "out-duck", sheets.url, insights.url),
+                 "bigquery": run_pipeline(bq, inputs, "bq", work / "out-bq", sheets.url, insights.url)}
         yield duck, bq, sheets, steps
     finally:
         duck.close()

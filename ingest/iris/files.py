@@ -33,6 +33,7 @@ class ReplaySummary:
     duplicate_messages: int = 0
     rows: int = 0
     duplicate_rows: int = 0
+    corrections: int = 0
     quarantined: int = 0
     seconds: float = 0.0
 
@@ -42,6 +43,7 @@ class ReplaySummary:
         self.duplicate_messages += result.duplicate_messages
         self.rows += result.inserted
         self.duplicate_rows += result.duplicate_rows
+        self.corrections += result.corrections
         self.quarantined += result.quarantined
 
     def lines(self) -> list[str]:
@@ -50,6 +52,7 @@ class ReplaySummary:
             f"IRIS file drop: {self.files:,} files in {self.seconds:,.1f} s ({rate:,.0f} messages/s)",
             f"  loaded          {self.loaded:,} messages, {self.rows:,} rows",
             f"  skipped         {self.duplicate_messages:,} messages already loaded, {self.duplicate_rows:,} duplicate rows",
+            f"  corrections     {self.corrections:,} rows replaced an earlier version (kept in _history tables)",
             f"  quarantined     {self.quarantined:,} (see iris_quarantine)",
         ]
 
