@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -20,10 +19,10 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from core.config import Settings, load_settings
-from core.errors import ElexonError
+from core.errors import ArgumentError, ElexonError
 from core.logs import redact, setup_logging
 from core.settlement import RUN_PRECEDENCE, parse_run
-from warehouse import DEFAULT_URL, Warehouse, WarehouseError, connect, resolve_url
+from warehouse import DEFAULT_URL, Warehouse, WarehouseError, connect
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
@@ -36,9 +35,11 @@ class State:
     warehouse_explicit: bool = False  # given with --warehouse on this command line
     _wh: Warehouse | None = None
 
-    def warehouse(self) -> Warehouse:
+    def warehouse(self, create: bool = True) -> Warehouse:
+        """The warehouse; commands that only read pass ``create=False`` so a mistyped DuckDB path is an
+        error rather than a new empty warehouse."""
         if self._wh is None:
-            self._wh = connect(self.warehouse_url, self.settings.bigquery.options())
+            self._wh = connect(self.warehouse_url, self.settings.bigquery.options(), create=create)
         return self._wh
 
     def close(self) -> None:
@@ -104,7 +105,7 @@ def cli(ctx: click.Context, warehouse_url: str | None, settings_file: str | None
     setup_logging("DEBUG" if debug else log_level, json_lines=log_json)
     settings = load_settings(settings_file)
     explicit = ctx.get_parameter_source("warehouse_url") == click.core.ParameterSource.COMMANDLINE
-    state = State(resolve_url(warehouse_url or settings.warehouse_url), settings, explicit)
+    state = State(warehouse_url or settings.warehouse_url or DEFAULT_URL, settings, explicit)
     ctx.obj = state
     ctx.call_on_close(state.close)
 
@@ -144,7 +145,14 @@ def demo(state: State, directory: str) -> None:
     click.echo(f"Demo done in {time.perf_counter() - started:.0f} s.")
     click.echo(f"Warehouse: {state.warehouse_url}")
     click.echo(f"Open the dashboard: {result.dashboard.where[-1]}")
-    click.echo(f'Query it:  python run.py --warehouse {state.warehouse_url} query '
+    from ops.demo import DEMO_DAYS
+
+    click.echo("Look at the demo's data: every command takes --warehouse (the default is your own, "
+               f"{DEFAULT_URL}):")
+    click.echo(f"  python run.py --warehouse {state.warehouse_url} status")
+    click.echo(f"  python run.py --warehouse {state.warehouse_url} report vlp_revenue "
+               f"--from {DEMO_DAYS[0]} --to {DEMO_DAYS[-1]}")
+    click.echo(f'  python run.py --warehouse {state.warehouse_url} query '
                '"SELECT * FROM p114_settlement_canonical LIMIT 10"')
     if result.p114.failed:
         sys.exit(1)
@@ -175,7 +183,9 @@ def load_p114(state: State, files: tuple[str, ...], force: bool) -> None:
         failed += not result.ok
         click.echo(result.describe(), err=not result.ok)
     if failed:
-        raise click.ClickException(f"{failed} of {len(files)} file(s) failed to load")
+        if len(files) > 1:
+            click.echo(f"{failed} of {len(files)} files failed to load", err=True)
+        sys.exit(1)
 
 
 # ---------------------------------------------------------------------------------------- backfill
@@ -205,9 +215,8 @@ def backfill_p114(state: State, start: dt.datetime, end: dt.datetime, runs: tupl
     from ingest.p114.backfill import run_backfill
     from ingest.p114.portal import PortalClient
 
-    p114 = state.settings.p114
-    url = os.environ.get("ELEXON_PORTAL_URL") or p114.get("portal_url")
-    client = PortalClient(base_url=url) if source == "portal" else None
+    p114, elexon = state.settings.p114, state.settings.elexon
+    client = PortalClient(elexon.portal_key, elexon.portal_url) if source == "portal" else None
     summary = run_backfill(state.warehouse(), start.date(), end.date(), runs=runs, source=source, client=client,
                            cache_dir=cache_dir or p114.get("cache_dir", "data/p114/raw"), console=err_console)
     for line in summary.lines():
@@ -231,7 +240,7 @@ def backfill_iris(state: State, dataset: str, start: str, end: str, refetch: boo
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from ingest.iris.api import fill_gap
+    from ingest.iris.api import InsightsClient, fill_gap
     from ingest.iris.load import IrisLoader
 
     lo, hi = _utc(start, end_of_day=False), _utc(end, end_of_day=True)
@@ -245,7 +254,8 @@ def backfill_iris(state: State, dataset: str, start: str, end: str, refetch: boo
             progress.update(task, total=s.windows, completed=s.skipped + s.done, rows=f"{s.records:,} rows",
                             rate=f"{s.records / s.seconds:,.0f} rows/s" if s.seconds else "")
 
-        summary = fill_gap(IrisLoader(state.warehouse()), dataset, lo, hi, on_chunk=advance, resume=not refetch)
+        summary = fill_gap(IrisLoader(state.warehouse()), dataset, lo, hi, on_chunk=advance, resume=not refetch,
+                           client=InsightsClient(state.settings.elexon.insights_url))
     for line in summary.lines():
         click.echo(line)
 
@@ -301,7 +311,7 @@ def ingest_iris(state: State, connection_string, queue, iris_settings, from_dir,
     from ingest.iris.servicebus import IrisWorker, install_stop_signals
 
     settings = IrisSettings.load(connection_string=connection_string, queue_name=queue, settings_file=iris_settings,
-                                 configured=state.settings.iris)
+                                 configured=state.settings.iris, environ=state.settings.iris_environment)
     worker = IrisWorker(loader, settings, batch_size=batch_size or int(state.settings.iris.get("batch_size", 500)),
                         exit_when_idle_s=idle)
     install_stop_signals(worker)
@@ -348,12 +358,7 @@ def status(state: State, fmt: str, strict: bool) -> None:
     """
     from ops.status import collect_status
 
-    expires = os.environ.get("IRIS_SECRET_EXPIRES")
-    try:
-        expiry = dt.date.fromisoformat(expires) if expires else state.settings.iris.get("secret_expires")
-    except ValueError:
-        raise click.ClickException(f"IRIS_SECRET_EXPIRES must be YYYY-MM-DD, got {expires!r}") from None
-    report = collect_status(state.warehouse(), secret_expires=expiry)
+    report = collect_status(state.warehouse(create=False), secret_expires=state.settings.iris.get("secret_expires"))
     if fmt == "json":
         click.echo(json.dumps({"now": report.now, "iris": report.iris, "p114": report.p114,
                                "p114_errors_7d": report.p114_errors_7d, "jobs": report.jobs,
@@ -439,10 +444,12 @@ def config_check(state: State, try_connect: bool) -> None:
 @click.option("--min-mwh", type=float, default=None, help="self_balancing: minimum metered volume [settings, 1.0].")
 @click.option("--threshold", type=float, default=None, help="self_balancing: share to count as self-balancing [0.5].")
 @click.option("--as-of", "as_of", default=None, help="live_grid: UTC time to report at (default: latest data).")
+@click.option("--section", default=None, metavar="SECTION", help="Only this section (CSV of a report with several needs one).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--dry-run", is_flag=True, help="BigQuery: print the bytes each query would scan; run nothing.")
 @click.pass_obj
-def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_of, fmt: str, dry_run: bool) -> None:
+def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_of, section: str | None, fmt: str,
+           dry_run: bool) -> None:
     """Run report NAME: vlp_revenue, completeness, self_balancing or live_grid.
 
     Prints each section of the report; the table format also prints the report's definition.
@@ -457,13 +464,20 @@ def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_o
         min_mwh=min_mwh, threshold=threshold, as_of=_utc(as_of, end_of_day=False) if as_of else None,
     )
     if dry_run:
-        scanned = dry_run_report(state.warehouse(), name, options)
+        scanned = dry_run_report(state.warehouse(create=False), name, options)
         for section, n in scanned.items():
             click.echo(f"{name}.{section}: {n:,} bytes ({n / 2**30:.3f} GiB)")
         total = sum(scanned.values())
         click.echo(f"total: {total:,} bytes ({total / 2**30:.3f} GiB; on-demand at $6.25/TiB: ${total / 2**40 * 6.25:.4f})")
         return
-    result = run_report(state.warehouse(), name, options)
+    result = run_report(state.warehouse(create=False), name, options)
+    if section is not None:
+        if section not in result.sections:
+            raise ArgumentError(f"report {name} has no section {section!r}; sections: {', '.join(result.sections)}")
+        result.sections = {section: result.sections[section]}
+    elif fmt == "csv" and len(result.sections) > 1:
+        raise ArgumentError(f"report {name} has {len(result.sections)} sections ({', '.join(result.sections)}); "
+                            "one CSV holds one table: choose one with --section")
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
@@ -474,13 +488,8 @@ def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_o
     window = ", ".join(f"{k}={v}" for k, v in result.params.items())
     if fmt == "table":
         click.echo(f"{result.title} ({window})")
-    for section, table in result.sections.items():
-        if fmt == "csv":
-            if len(result.sections) > 1:
-                click.echo(f"# {section}")
-            _print_rows(table.to_pylist(), "csv")
-        else:
-            _print_rows(table.to_pylist(), "table", title=section)
+    for title, table in result.sections.items():
+        _print_rows(table.to_pylist(), fmt, title=None if fmt == "csv" else title)
     if fmt == "table":
         click.echo(result.definition)
 
@@ -498,7 +507,7 @@ def refresh(state: State, dashboard: str, target: str) -> None:
     """
     from reporting.refresh import refresh as run_refresh
 
-    result = run_refresh(state.warehouse(), state.settings, dashboard, target)
+    result = run_refresh(state.warehouse(create=False), state.settings, dashboard, target)
     for line in result.lines():
         click.echo(line)
 
@@ -521,7 +530,9 @@ def reference_bmunits(state: State, path: str | None) -> None:
     from reporting.reference import load_bmunits
 
     body = open(path, "rb").read() if path else None
-    count = load_bmunits(state.warehouse(), body=body, source=path)
+    from ingest.iris.api import InsightsClient
+
+    count = load_bmunits(state.warehouse(), InsightsClient(state.settings.elexon.insights_url), body=body, source=path)
     click.echo(f"Loaded {count:,} BM units into bmu_reference")
 
 
@@ -532,7 +543,7 @@ def reference_bmunits(state: State, path: str | None) -> None:
 @click.pass_obj
 def query(state: State, sql: str, fmt: str) -> None:
     """Run a SQL query against the warehouse and print the result."""
-    rows = state.warehouse().query_rows(sql)
+    rows = state.warehouse(create=False).query_rows(sql)
     _print_rows(rows, fmt)
 
 
@@ -548,9 +559,20 @@ def _print_rows(rows: list[dict], fmt: str, title: str | None = None) -> None:
         return
     table = RichTable(title=title, show_lines=False)
     for name in rows[0] if rows else ["(no rows)"]:
-        table.add_column(str(name), overflow="fold")
+        table.add_column(str(name), no_wrap=True)
     for row in rows:
         table.add_row(*[_cell(v) for v in row.values()])
+    if rows and console.measure(table, options=console.options.update_width(100_000)).maximum > console.width:
+        # wider than the terminal: one block per row (name: value), so no value is cut or split
+        for i, row in enumerate(rows, start=1):
+            block = RichTable(title=f"{title + ' · ' if title else ''}row {i} of {len(rows)}", show_header=False,
+                              box=None, title_justify="left")
+            block.add_column(style="bold", no_wrap=True)
+            block.add_column(overflow="fold")
+            for name, value in row.items():
+                block.add_row(str(name), _cell(value))
+            console.print(block)
+        return
     console.print(table)
 
 

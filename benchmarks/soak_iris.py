@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from ingest.iris.generate import IrisGenerator  # noqa: E402
 from tests.peers.servicebus import FakeServiceBus  # noqa: E402
+from tests.test_iris_servicebus import fill  # noqa: E402
 from warehouse.duckdb import DuckDBWarehouse  # noqa: E402
 
 QUEUE = "iris.soak"
@@ -78,21 +79,6 @@ def enqueue(bus: FakeServiceBus, count: int, seed: int, rate: float, expected: d
                 expected[message_id] = -1  # counted apart
                 counts["bad"] += quarantined
     counts["done"] = 1
-
-
-def fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        for size in (1 << 20, 4096, 1):
-            try:
-                while os.write(fd, b"\0" * size):
-                    pass
-            except OSError:
-                continue
-    finally:
-        os.close(fd)
-    return filler
 
 
 def main() -> None:

@@ -6,7 +6,8 @@
      ├── ConfigError ............... settings or a layout that cannot work (file, section, key)
      │    ├── SettingsError          settings.toml / environment
      │    ├── IrisConfigError        IRIS credentials and queue
-     │    └── TemplateError          a dashboard layout in sheets_templates/
+     │    ├── TemplateError          a dashboard layout in sheets_templates/
+     │    └── WarehouseNotFound      a read-only command pointed at a DuckDB file that does not exist
      ├── SourceError ............... an input could not be fetched or read
      │    ├── PortalError            the Elexon Portal (HTTP, key, "Scripting Error")
      │    ├── InsightsError          the BMRS Insights API
@@ -52,6 +53,11 @@ class SettingsError(ConfigError):
 
 class IrisConfigError(ConfigError):
     """IRIS settings that cannot work; says which setting and what is wrong."""
+
+
+class WarehouseNotFound(ConfigError):
+    """A command that only reads was pointed at a DuckDB file that does not exist (a typo, or the
+    wrong warehouse); only loading commands create one."""
 
 
 class TemplateError(ConfigError):

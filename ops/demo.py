@@ -89,9 +89,9 @@ def write_demo_iris(directory: Path, spacing_s: float = 9.0) -> int:
 
 
 def run_demo(wh: Warehouse, settings: Settings, directory: str | Path = "data/demo",
-             console: Console | None = None, output_dir: str | Path = "out/demo") -> DemoResult:
+             console: Console | None = None, output_dir: str | Path | None = None) -> DemoResult:
     """Generate the demo inputs under ``directory``, push them through the pipeline into ``wh`` and
-    write the local dashboard to ``output_dir``."""
+    write the local dashboard to ``output_dir`` (default: ``demo/`` in the configured output folder)."""
     directory = Path(directory)
     p114_dir = directory / "p114"
     files = write_demo_p114(p114_dir, **DEMO_UNITS)
@@ -115,7 +115,8 @@ def run_demo(wh: Warehouse, settings: Settings, directory: str | Path = "data/de
     iris = replay_directory(IrisLoader(wh), iris_dir)
     reference = write_demo_reference(directory / "reference" / "bmunits.json")
     bm_units = load_bmunits(wh, body=reference.read_bytes())
+    output_dir = output_dir or Path(settings.output_dir) / "demo"
     local = Settings(output_dir=str(output_dir), reporting=settings.reporting)  # never the user's Google Sheet
-    options = report_options(local, date_from=DEMO_DAYS[0], date_to=DEMO_DAYS[-1])
+    options = report_options(local, date_from=DEMO_DAYS[0], date_to=DEMO_DAYS[-1], demo=True)
     dashboard = refresh(wh, local, "main", target="local", options=options)
     return DemoResult(directory, len(files), summary, canonical, iris_messages, iris, bm_units, dashboard)

@@ -49,8 +49,7 @@ def write_html(dashboard: Dashboard, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(dashboard.title)}</title>",
              f"<meta name='viewport' content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>",
-             f"<header><h1>{escape(dashboard.title)}</h1><p>Last refreshed {dashboard.refreshed_at:%Y-%m-%d %H:%M} UTC"
-             f" · {escape(dashboard.freshness)}</p></header><div class='tabs'>"]
+             f"<header><h1>{escape(dashboard.title)}</h1><p>{escape(dashboard.stamp)}</p></header><div class='tabs'>"]
     for i, tab in enumerate(dashboard.tabs):
         checked = " checked" if i == 0 else ""
         parts.append(f"<input type='radio' name='tab' id='tab{i}'{checked}><label for='tab{i}'>{escape(tab.name)}</label>")

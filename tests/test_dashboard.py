@@ -3,7 +3,9 @@ read back, the HTML page, layout validation and the refresh/report/reference com
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 from pathlib import Path
 
@@ -216,8 +218,13 @@ def test_report_command_formats(fixture_wh):
     payload = json.loads(as_json.output)
     assert payload["sections"]["summary"][0]["share_of_volume"] == 0.9933
     as_csv = CliRunner().invoke(cli, cli_args(path, "report", "vlp_revenue", "--from", "2024-03-31", "--to",
-                                              "2024-03-31", "--format", "csv"))
-    assert "# by_unit" in as_csv.output and "2024-03-31,unit,V__AFLEX001,VLPCO,SF,46,23.0" in as_csv.output
+                                              "2024-03-31", "--section", "by_unit", "--format", "csv"))
+    assert as_csv.exit_code == 0, as_csv.output
+    rows = list(csv.reader(io.StringIO(as_csv.stdout)))  # exactly one CSV: one header, then rows of its width
+    assert rows[0][:3] == ["settlement_date", "row_type", "bm_unit_id"] and {len(r) for r in rows} == {len(rows[0])}
+    assert ["2024-03-31", "unit", "V__AFLEX001", "VLPCO", "SF", "46", "23.0"] == rows[1][:7]
+    several = CliRunner().invoke(cli, cli_args(path, "report", "vlp_revenue", "--format", "csv"))
+    assert several.exit_code == 1 and "choose one with --section" in several.output
     table = CliRunner().invoke(cli, cli_args(path, "report", "completeness", "--from", "2024-10-27", "--to",
                                              "2024-10-27"))
     assert table.exit_code == 0 and "49,50" in table.output and "Europe/London" in table.output

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from core.errors import WarehouseNotFound
 from warehouse.base import Delete, Warehouse, WarehouseError
 
 if TYPE_CHECKING:
@@ -17,18 +18,21 @@ if TYPE_CHECKING:
 
 DEFAULT_URL = "duckdb:///data/warehouse.duckdb"
 
-__all__ = ["DEFAULT_URL", "Delete", "Warehouse", "WarehouseError", "connect", "resolve_url"]
+__all__ = ["DEFAULT_URL", "Delete", "Warehouse", "WarehouseError", "connect"]
 
 
-def resolve_url(url: str | None = None) -> str:
-    """The warehouse URL to use: the argument, else ``WAREHOUSE_URL``, else the DuckDB default."""
-    return url or os.environ.get("WAREHOUSE_URL") or DEFAULT_URL
+def _demo_hint(path: str) -> str:
+    demo = os.path.join("data", "demo", "warehouse.duckdb")
+    if os.path.exists(demo) and os.path.abspath(path) != os.path.abspath(demo):
+        return f" (the demo's data is in duckdb:///{demo})"
+    return ""
 
 
-def connect(url: str | None = None, bigquery: "BigQueryOptions | None" = None) -> Warehouse:
-    """Open the warehouse named by ``url`` (see :func:`resolve_url`); ``bigquery`` says how to reach
-    BigQuery (location, credentials, endpoint) for a ``bigquery://`` URL."""
-    url = resolve_url(url)
+def connect(url: str | None = None, bigquery: "BigQueryOptions | None" = None, *, create: bool = True) -> Warehouse:
+    """Open the warehouse named by ``url`` (default :data:`DEFAULT_URL`); ``bigquery`` says how to reach
+    BigQuery (location, credentials, endpoint) for a ``bigquery://`` URL. With ``create=False`` a
+    DuckDB file that does not exist is an error (:class:`WarehouseNotFound`), not a new empty warehouse."""
+    url = url or DEFAULT_URL
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise WarehouseError(f"warehouse URL {url!r} has no scheme; use duckdb:///path or bigquery://PROJECT/DATASET")
@@ -39,7 +43,15 @@ def connect(url: str | None = None, bigquery: "BigQueryOptions | None" = None) -
         if not rest.startswith("/") or len(rest) < 2:
             raise WarehouseError(f"warehouse URL {url!r} should look like duckdb:///path/to/file.duckdb")
         path = rest[1:]
-        return DuckDBWarehouse(path if path == ":memory:" else os.path.expanduser(path))
+        if path == ":memory:":
+            return DuckDBWarehouse(path)
+        path = os.path.expanduser(path)
+        if not create and not os.path.exists(path):
+            raise WarehouseNotFound(
+                f"no warehouse at {path}: this command only reads, and only loading commands (demo, load, "
+                f"ingest, backfill) create a DuckDB file; check the path, or point --warehouse (WAREHOUSE_URL, "
+                f"[warehouse] url) at your warehouse" + _demo_hint(path))
+        return DuckDBWarehouse(path)
     if scheme == "bigquery":
         from warehouse.bigquery import BigQueryOptions, BigQueryWarehouse, parse_url
 

@@ -210,8 +210,7 @@ def run_backfill(
         records = 0
         for done, (name, path, error) in enumerate(pending, start=1):
             if error is not None:
-                result = LoadResult(name, "failed", error=error)
-                log.error("%s", error)
+                result = LoadResult(name, "failed", error=error)  # reported once, in the summary
             else:
                 result = load_file(wh, path, origin=str(path) if source != "portal" else f"portal:{path}",
                                    ensure_schema=False)

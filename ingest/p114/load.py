@@ -79,6 +79,9 @@ def load_file(
     """
     name = name or Path(source).name  # type: ignore[arg-type]
     origin = origin or (str(source) if isinstance(source, (str, Path)) else "bytes")
+    if isinstance(source, (str, Path)) and not Path(source).is_file():
+        what = "is a folder, not a file" if Path(source).is_dir() else "no such file"
+        return LoadResult(name, "failed", error=f"{source}: {what}")
     if ensure_schema:
         ensure_p114_schema(wh)
     started = time.perf_counter()
@@ -107,7 +110,7 @@ def load_file(
 
 def _failed(wh: Warehouse, exc: S0142Error, origin: str, started: float) -> LoadResult:
     _record_error(wh, exc, origin)
-    log.error("%s", exc)
+    log.debug("%s", exc)  # the result carries it: the caller reports it once
     return LoadResult(exc.file, "failed", seconds=time.perf_counter() - started, error=str(exc))
 
 
@@ -120,7 +123,6 @@ def _skipped(wh: Warehouse, source: str | Path | bytes, name: str) -> LoadResult
         return LoadResult(name, "skipped")
     if hashlib.sha256(raw).hexdigest() != loaded:
         message = f"{name}: already loaded, but this copy's content differs (sha256); use --force to replace it"
-        log.warning("%s", message)
         return LoadResult(name, "skipped", warnings=[message])
     return LoadResult(name, "skipped")
 

@@ -61,7 +61,9 @@ def provision() -> tuple[Path, Path]:
     shutil.rmtree(CACHE, ignore_errors=True)
     CACHE.mkdir(parents=True)
     base = find_python313()
+    _say(f"BigQuery emulator: installing into {CACHE} with {base} (about 800 MB, a few minutes; once)")
     _run([base, "-m", "venv", str(venv)], "create the emulator's virtualenv")
+    _say("BigQuery emulator: pip install -r tests/peers/bigquery/requirements.txt …")
     _run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
          "install the emulator (pip install -r tests/peers/bigquery/requirements.txt)")
     arch = {"x86_64": "linux_amd64", "aarch64": "linux_arm64"}.get(platform.machine(), "linux_amd64")
@@ -75,7 +77,12 @@ def provision() -> tuple[Path, Path]:
     for file in found:
         shutil.copy(file, extensions)
     stamp.write_text(wanted)
+    _say("BigQuery emulator: installed")
     return python, home
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)  # progress while pytest would otherwise sit silent
 
 
 def _run(cmd: list[str], what: str) -> None:
