@@ -82,7 +82,10 @@ IRIS_DAY = dt.datetime(2025, 10, 26, tzinfo=dt.timezone.utc)  # the long clock-c
 
 def write_demo_iris(directory: Path, spacing_s: float = 9.0) -> int:
     """A day of IRIS messages (FREQ every 2 minutes, FUELINST every 5, …) as an Elexon-client file drop."""
-    generator = IrisGenerator(IRIS_DAY, seed=42)
+    units = [(u.bm_unit_id, u.bm_unit_id.split("_")[-1])  # the demo's own BM units, as in its reference data
+             for u in sample_units(DEMO_UNITS["units"], DEMO_UNITS["parties"], DEMO_UNITS["seed"])
+             if u.kind in ("transmission", "embedded", "interconnector", "vlp", "supplier")]
+    generator = IrisGenerator(IRIS_DAY, seed=42, bm_units=units)
     messages = list(generator.messages(int(86_400 / spacing_s), spacing_s=spacing_s))
     write_file_drop(directory, messages)
     return len(messages)

@@ -29,6 +29,7 @@ FORMATS = {"text", "int", "number", "mwh", "mw", "gbp", "gbp_per_mwh", "pct", "h
 RULES = {"less_than", "greater_than", "equals", "not_equals"}
 CHARTS = {"line", "column", "pie"}
 HEADER_ROWS = 4  # title, refreshed/freshness, definition, warnings
+CHART_ROWS = 17  # rows a chart covers: 320 px in Sheets, 9 cm in the workbook
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class BlockSpec:
     conditional: tuple[Conditional, ...] = ()
     bold_rows: tuple[str, Any] | None = None
     chart: ChartSpec | None = None
+    where: tuple[str, Any] | None = None  # only the section's rows whose field equals this value
 
 
 @dataclass(frozen=True)
@@ -246,12 +248,14 @@ def load_template(name: str, directory: Path = TEMPLATES_DIR) -> DashboardSpec:
                     raise TemplateError(f"{where}: {bcontext}: a chart needs x (or labels) and y (or values)")
                 chart = ChartSpec(c["type"], x, tuple(y if isinstance(y, list) else [y]), c.get("title", ""),
                                   position(c.get("at"), bcontext))
-            bold = b.get("bold_rows")
+            bold, only = b.get("bold_rows"), b.get("where")
+            if only is not None and (not isinstance(only, dict) or set(only) != {"field", "equals"}):
+                raise TemplateError(f"{where}: {bcontext}: where must be {{field: NAME, equals: VALUE}}")
             blocks.append(BlockSpec(
                 section=section, title=b.get("title", section), report=b_report, at=position(b.get("at"), bcontext),
                 layout=b.get("layout", "table"), columns=tuple(columns) if columns is not None else None,
                 conditional=tuple(conditional), bold_rows=(bold["field"], bold["equals"]) if bold else None,
-                chart=chart,
+                chart=chart, where=(only["field"], only["equals"]) if only else None,
             ))
         tabs.append(TabSpec(tab_name, report or blocks[0].report, int(t.get("freeze_rows", 3)), tuple(blocks)))
     return DashboardSpec(need(raw, "name", "the dashboard"), raw.get("title", name), tuple(tabs), where)
@@ -316,12 +320,17 @@ def build_dashboard(wh: Warehouse, spec: DashboardSpec, options: ReportOptions |
             headers = [c.header for c in b.columns] if b.columns else table.column_names
             formats = [c.format for c in b.columns] if b.columns else ["text"] * len(fields)
             present = set(table.column_names)
-            rows = [[row.get(f) if f in present else None for f in fields] for row in table.to_pylist()]
+            records = table.to_pylist()
+            if b.where is not None:
+                records = [r for r in records if r.get(b.where[0]) == b.where[1]]
+            rows = [[row.get(f) if f in present else None for f in fields] for row in records]
             top, left = b.at if b.at else (next_top, 0)
             block = Block(b, b.title, headers, fields, formats, rows, top, left)
             tab.blocks.append(block)
             if b.at is None or b.at[1] == 0:
                 next_top = max(next_top, top + block.height + 1)
+                if b.chart is not None:  # the next block goes below the chart too
+                    next_top = max(next_top, (b.chart.at[0] if b.chart.at else top) + CHART_ROWS + 1)
         tabs.append(tab)
     return Dashboard(spec.name, spec.title, now, freshness, tabs, results, refreshed)
 

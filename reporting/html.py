@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 from html import escape
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from reporting.formats import display, matches, naive_utc
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
            "#756bb1", "#636363"]
-COLLAPSE_AFTER = 25
+PIE_SLICES = 8
+SHOW_ROWS = 200  # rows of a table shown on the page, in the report's order (the workbook has every row)
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#1b1b1b;background:#f5f7fa}
@@ -37,7 +39,7 @@ table{border-collapse:collapse;font-size:12px}th{background:#dde5f0;text-align:l
 position:sticky;top:0}td{padding:3px 8px;border-bottom:1px solid #edf0f5;white-space:nowrap}
 td.num{text-align:right;font-variant-numeric:tabular-nums}tr.bold td{font-weight:700;background:#f2f4f8}
 .kv th{width:280px}.row{display:flex;flex-wrap:wrap;align-items:flex-start}
-svg text{font-size:11px;fill:#44546a}details summary{cursor:pointer;font-size:12px;color:#44546a;margin:6px 0}
+svg text{font-size:11px;fill:#44546a}p.more{cursor:default;font-size:12px;color:#44546a;margin:6px 0}
 """
 
 _NUMERIC = {"int", "number", "mwh", "mw", "gbp", "gbp_per_mwh", "pct", "hz"}
@@ -85,7 +87,7 @@ def _block(block: Block) -> str:
     table = ["<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in block.headers) + "</tr>"]
     bold = block.spec.bold_rows
     bold_index = block.fields.index(bold[0]) if bold else None
-    for row in block.rows:
+    for row in block.rows[:SHOW_ROWS]:
         row_cls = " class='bold'" if bold_index is not None and row[bold_index] == bold[1] else ""
         cells = []
         for field, value, fmt in zip(block.fields, row, block.formats):
@@ -97,10 +99,9 @@ def _block(block: Block) -> str:
             cells.append(f"<td{cls}{style}>{escape(display(value, fmt))}</td>")
         table.append(f"<tr{row_cls}>" + "".join(cells) + "</tr>")
     table.append("</table>")
-    if len(block.rows) > COLLAPSE_AFTER:
-        out.append(f"<details><summary>{len(block.rows)} rows</summary>{''.join(table)}</details>")
-    else:
-        out.append("".join(table))
+    out.append("".join(table))
+    if len(block.rows) > SHOW_ROWS:
+        out.append(f"<p class='more'>The first {SHOW_ROWS} of {len(block.rows):,} rows; the workbook holds them all.</p>")
     out.append("</div>")
     return "".join(out)
 
@@ -133,28 +134,55 @@ def _label(x) -> str:
     return str(x)
 
 
-def _scale(values: list[float | None], height: float, pad: float) -> tuple[float, float, callable]:
+def _scale(values: list[float | None], height: float, pad: float) -> tuple[list[float], callable]:
+    """Round ticks covering ``values`` and the value -> y pixel function for a plot ``height`` high."""
     real = [v for v in values if v is not None] or [0.0]
-    lo, hi = min(real), max(real)
+    ticks = _ticks(min(real), max(real))
+    lo, hi = ticks[0], ticks[-1]
+    return ticks, lambda v: pad + (hi - v) / (hi - lo) * (height - 2 * pad)
+
+
+def _ticks(lo: float, hi: float, count: int = 4) -> list[float]:
+    """About ``count`` intervals of 1, 2, 2.5 or 5 x 10^k from a multiple below ``lo`` to one above ``hi``."""
     if lo == hi:
         lo, hi = lo - 1, hi + 1
-    span = hi - lo
-    lo, hi = lo - span * 0.05, hi + span * 0.05
-    return lo, hi, lambda v: pad + (hi - v) / (hi - lo) * (height - 2 * pad)
+    raw = (hi - lo) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+    first, last = math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step
+    return [first + i * step for i in range(round((last - first) / step) + 1)]
+
+
+def _unit(title: str) -> str:
+    """The unit a chart's title ends with, in brackets: "Net BM revenue per day (£)" -> "£"."""
+    match = re.search(r"\(([^()]+)\)\s*$", title)
+    return match.group(1) if match else ""
+
+
+def _tick_label(value: float, ticks: list[float], unit: str) -> str:
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    decimals = 0
+    while decimals < 6 and abs(round(step, decimals) - step) > step * 1e-6:
+        decimals += 1
+    text = f"{abs(value):,.{decimals}f}"
+    sign = "-" if value < 0 and float(text.replace(",", "")) else ""
+    if unit in ("£", "$", "€"):
+        return f"{sign}{unit}{text}"
+    return f"{sign}{text} {unit}".rstrip()
 
 
 def _line(title: str, labels: list[str], series: list[list[float | None]]) -> str:
-    w, h, left, pad = 640, 220, 52, 18
-    lo, hi, y = _scale([v for s in series for v in s], h - 16, pad)
+    w, h, left, pad = 640, 220, 72, 18
+    ticks, y = _scale([v for s in series for v in s], h - 16, pad)
+    unit = _unit(title)
     n = max(len(labels) - 1, 1)
     x = lambda i: left + i * (w - left - 10) / n  # noqa: E731
     out = [f"<svg viewBox='0 0 {w} {h}' width='{w}' height='{h}' role='img' aria-label='{escape(title)}'>",
            f"<text x='{left}' y='12' font-weight='600'>{escape(title)}</text>"]
-    for frac in (0, 0.5, 1):
-        value = hi - frac * (hi - lo)
+    for value in ticks:
         yy = y(value)
         out.append(f"<line x1='{left}' x2='{w - 10}' y1='{yy:.1f}' y2='{yy:.1f}' stroke='#e3e8ef'/>"
-                   f"<text x='{left - 6}' y='{yy + 4:.1f}' text-anchor='end'>{value:,.3f}</text>")
+                   f"<text x='{left - 6}' y='{yy + 4:.1f}' text-anchor='end'>{_tick_label(value, ticks, unit)}</text>")
     for k, values in enumerate(series):
         points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values) if v is not None)
         out.append(f"<polyline fill='none' stroke='{PALETTE[k]}' stroke-width='1.6' points='{points}'/>")
@@ -168,12 +196,16 @@ def _line(title: str, labels: list[str], series: list[list[float | None]]) -> st
 def _columns(title: str, labels: list[str], values: list[float | None]) -> str:
     w, h, left, pad = 640, 240, 70, 20
     vals = [v or 0.0 for v in values]
-    lo, hi, y = _scale(vals + [0.0], h - 30, pad)
+    ticks, y = _scale(vals + [0.0], h - 30, pad)
+    unit = _unit(title)
     n = max(len(vals), 1)
     slot = (w - left - 10) / n
     zero = y(0.0)
     out = [f"<svg viewBox='0 0 {w} {h}' width='{w}' height='{h}' role='img' aria-label='{escape(title)}'>",
            f"<text x='{left}' y='12' font-weight='600'>{escape(title)}</text>",
+           *(f"<line x1='{left}' x2='{w - 10}' y1='{y(t):.1f}' y2='{y(t):.1f}' stroke='#e3e8ef'/>"
+             f"<text x='{left - 6}' y='{y(t) + 4:.1f}' text-anchor='end'>{_tick_label(t, ticks, unit)}</text>"
+             for t in ticks),
            f"<line x1='{left}' x2='{w - 10}' y1='{zero:.1f}' y2='{zero:.1f}' stroke='#9aa5b5'/>"]
     for i, (label, v) in enumerate(zip(labels, vals)):
         top, bottom = sorted((y(v), zero))
@@ -182,8 +214,6 @@ def _columns(title: str, labels: list[str], values: list[float | None]) -> str:
         out.append(f"<rect x='{bx:.1f}' y='{top:.1f}' width='{slot * 0.7:.1f}' height='{max(bottom - top, 0.5):.1f}' "
                    f"fill='{colour}'><title>{escape(label)}: {v:,.2f}</title></rect>")
         out.append(f"<text x='{bx + slot * 0.35:.1f}' y='{h - 6}' text-anchor='middle'>{escape(label)}</text>")
-    for value in sorted({0.0, min(vals, default=0.0), max(vals, default=0.0)}):  # zero and the extremes
-        out.append(f"<text x='{left - 6}' y='{y(value) + 4:.1f}' text-anchor='end'>{value:,.0f}</text>")
     out.append("</svg>")
     return "".join(out)
 
@@ -194,7 +224,10 @@ def _pie(title: str, labels: list[str], values: list[float]) -> str:
     out = [f"<svg viewBox='0 0 {w} {h}' width='{w}' height='{h}' role='img' aria-label='{escape(title)}'>",
            f"<text x='10' y='14' font-weight='600'>{escape(title)}</text>"]
     angle = -math.pi / 2
-    shown = [(lab, v) for lab, v in zip(labels, values) if v > 0]
+    shown = sorted(((lab, v) for lab, v in zip(labels, values) if v > 0), key=lambda p: -p[1])
+    if len(shown) > PIE_SLICES:  # the largest slices, the rest as one: a pie of 20 slivers says nothing
+        rest = shown[PIE_SLICES - 1:]
+        shown = shown[:PIE_SLICES - 1] + [(f"{len(rest)} others", sum(v for _, v in rest))]
     for k, (label, v) in enumerate(shown):
         sweep = v / total * 2 * math.pi
         end = angle + sweep

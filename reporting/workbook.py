@@ -6,6 +6,7 @@ Written to a temporary file and renamed, so a workbook open elsewhere is never h
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from openpyxl import Workbook
@@ -13,6 +14,7 @@ from openpyxl.chart import BarChart, LineChart, PieChart, Reference
 from openpyxl.formatting.rule import CellIsRule
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.table import Table, TableStyleInfo
 
 from reporting.dashboard import Block, Dashboard, Tab
 from reporting.formats import excel_pattern, naive_utc
@@ -87,6 +89,11 @@ def _write_block(ws, block: Block, widths: dict[int, int]) -> None:
         ws.cell(row=r0 + 2, column=c0, value="(no rows)").font = Font(italic=True, color="7F7F7F")
         return
     last = r0 + 1 + len(block.rows)
+    if len(set(block.headers)) == len(block.headers):  # an Excel table: filters, sorting and pivots work on it
+        ref = f"{get_column_letter(c0)}{r0 + 1}:{get_column_letter(c0 + len(block.headers) - 1)}{last}"
+        name = re.sub(r"\W", "_", f"t_{ws.title}_{block.spec.section}")
+        ws.add_table(Table(displayName=name, ref=ref, tableStyleInfo=TableStyleInfo(
+            name="TableStyleLight1", showRowStripes=True)))
     for rule in block.spec.conditional:
         if rule.field not in block.fields:
             continue

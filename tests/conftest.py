@@ -114,3 +114,17 @@ def bq(bigquery_emulator):
                                         not_found_ok=True)
     finally:
         warehouse.close()
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """``python run.py demo`` once for the session, in a temporary folder: (result, folder)."""
+    from click.testing import CliRunner
+
+    from run import cli
+
+    root = tmp_path_factory.mktemp("demo_run")
+    result = CliRunner().invoke(cli, ["--warehouse", f"duckdb:///{root / 'wh.duckdb'}", "demo", "--dir",
+                                      str(root / "demo")], env={"OUTPUT_DIR": str(root / "out")},
+                                catch_exceptions=False)
+    return result, root

@@ -106,11 +106,11 @@ def test_an_unknown_warehouse_scheme_is_a_clear_error(tmp_path):
     assert result.exit_code == 1 and "unknown warehouse scheme 'postgres'" in result.output
 
 
-def test_demo_runs_end_to_end_and_is_safe_to_run_again(tmp_path):
-    first, db = invoke(tmp_path, "demo", "--dir", str(tmp_path / "demo"), env={"OUTPUT_DIR": str(tmp_path / "out")})
+def test_demo_runs_end_to_end_and_is_safe_to_run_again(demo_run):
+    first, tmp_path = demo_run
     assert first.exit_code == 0, first.output
     assert "loaded now       21 files" in first.output
-    second, _ = invoke(tmp_path, "demo", "--dir", str(tmp_path / "demo"), env={"OUTPUT_DIR": str(tmp_path / "out")})
+    second, db = invoke(tmp_path, "demo", "--dir", str(tmp_path / "demo"), env={"OUTPUT_DIR": str(tmp_path / "out")})
     assert second.exit_code == 0 and "21 already loaded" in second.output
     with DuckDBWarehouse(db) as wh:
         periods = wh.query_rows(

@@ -63,22 +63,23 @@ def test_a_refresh_is_three_requests_writing_values_raw_with_explicit_formats(fi
     assert result.target == "sheets" and result.requests == 3
     assert [k for _, k in sheets.requests] == ["metadata", "batchUpdate", "values"]
     assert [s["properties"]["title"] for s in sheets.spreadsheets["sheet-1"]["sheets"]] == [
-        "Sheet1", "Live grid", "VLP revenue", "Completeness", "Self-balancing"]
+        "Sheet1", "VLP revenue", "Live grid", "Completeness", "Self-balancing"]
 
     cells = grid(sheets, "VLP revenue")
     assert cells[(0, 0)].startswith("VLP revenue (settled, P114) — settlement dates")
     assert cells[(1, 0)].startswith("Last refreshed 2024-11-05 09:30 UTC · Data: P114 settlement to 2024-10-27 (R1)")
-    header_row, _ = find(cells, "Net BM revenue (£)")
+    header_row, _ = find(cells, "BM unit")  # the per-unit table, below the day totals and their chart
     first = header_row + 1
     # RAW values: the date as a serial day number, numbers as numbers
     assert cells[(first, 0)] == (SHORT - SHEETS_EPOCH.date()).days
-    assert [cells[(first, j)] for j in range(2, 12)] == ["V__AFLEX001", "VLPCO", "SF", 46, 23, -1, 2, 170, 5, 165]
+    assert [cells[(first, j)] for j in range(1, 11)] == ["V__AFLEX001", "VLPCO", "SF", 46, 23, -1, 2, 170, 5, 165]
     formats = sheets.sheet("sheet-1", "VLP revenue")["formats"]
     assert formats[(first, 0)]["numberFormat"] == {"type": "DATE", "pattern": "yyyy-mm-dd"}
-    assert formats[(first, 11)]["numberFormat"] == {"type": "CURRENCY", "pattern": "£#,##0.00"}
-    assert formats[(first + 1, 0)]["textFormat"]["bold"] is True  # the daily-total row
+    assert formats[(first, 10)]["numberFormat"] == {"type": "CURRENCY", "pattern": "£#,##0.00"}
+    # per-unit rows only: the day totals are their own block
+    assert "daily total" not in cells.values() and find(cells, "Net BM revenue per day (all VLP units)")
     sheet = sheets.sheet("sheet-1", "VLP revenue")
-    assert sheet["properties"]["gridProperties"]["frozenRowCount"] == 6
+    assert sheet["properties"]["gridProperties"]["frozenRowCount"] == 4
     assert len(sheet["charts"]) == 1 and len(sheet["conditionalFormats"]) == 2
     assert sheet["charts"][0]["spec"]["basicChart"]["chartType"] == "COLUMN"
     assert sheets.sheet("sheet-1", "Live grid")["charts"][0]["spec"]["pieChart"]
@@ -88,15 +89,15 @@ def test_refreshing_again_replaces_charts_rules_and_stale_cells_without_a_blank_
     settings = sheets_settings(sheets, tmp_path)
     run(fixture_wh, settings)
     before = dict(grid(sheets, "VLP revenue"))
-    header_row, _ = find(before, "Net BM revenue (£)")
-    assert (header_row + 4, 0) in before  # 4 data rows (2 units + 2 totals), each with its date
+    header_row, _ = find(before, "BM unit")
+    assert (header_row + 2, 0) in before and (header_row + 3, 0) not in before  # one unit on two days
 
     from reporting.refresh import report_options
 
     narrower = report_options(settings, date_from=SHORT, date_to=SHORT)
     run(fixture_wh, settings, now=NOW + dt.timedelta(hours=1), options=narrower)
     after = grid(sheets, "VLP revenue")
-    assert (header_row + 2, 0) in after and (header_row + 3, 0) not in after  # the wider window's rows are gone
+    assert (header_row + 1, 0) in after and (header_row + 2, 0) not in after  # the wider window's rows are gone
     assert after[(1, 0)].startswith("Last refreshed 2024-11-05 10:30 UTC")
     sheet = sheets.sheet("sheet-1", "VLP revenue")
     assert len(sheet["charts"]) == 1 and len(sheet["conditionalFormats"]) == 2
@@ -139,15 +140,18 @@ def test_without_google_settings_the_local_workbook_has_the_same_tabs_and_format
     result = run(fixture_wh, settings_for(tmp_path))
     assert result.target == "local" and result.where == [str(tmp_path / "out/main.xlsx"), str(tmp_path / "out/main.html")]
     wb = openpyxl.load_workbook(tmp_path / "out/main.xlsx")
-    assert wb.sheetnames == ["Live grid", "VLP revenue", "Completeness", "Self-balancing"]
+    assert wb.sheetnames == ["VLP revenue", "Live grid", "Completeness", "Self-balancing"]
     ws = wb["VLP revenue"]
-    header = next(r for r in ws.iter_rows(min_row=1, max_row=10) if r[11].value == "Net BM revenue (£)")
+    header = next(r for r in ws.iter_rows(min_row=1, max_row=40) if r[1].value == "BM unit")
     first = header[0].row + 1
     assert ws.cell(first, 1).value == dt.datetime(2024, 3, 31) and ws.cell(first, 1).number_format == "yyyy-mm-dd"
-    assert [ws.cell(first, j).value for j in range(3, 13)] == ["V__AFLEX001", "VLPCO", "SF", 46, 23, -1, 2, 170, 5, 165]
-    assert ws.cell(first, 12).number_format == "£#,##0.00"
-    assert ws.cell(first + 1, 12).font.bold  # daily total
-    assert ws.freeze_panes == "A7"
+    assert [ws.cell(first, j).value for j in range(2, 12)] == ["V__AFLEX001", "VLPCO", "SF", 46, 23, -1, 2, 170, 5, 165]
+    assert ws.cell(first, 11).number_format == "£#,##0.00"
+    # per-unit rows and day totals are separate Excel tables (filters and pivots work on each)
+    assert sorted(ws.tables) == ["t_VLP_revenue_by_unit", "t_VLP_revenue_daily"]
+    assert ws.tables["t_VLP_revenue_by_unit"].ref.startswith(f"A{first - 1}:K")
+    assert not any(c.value == "daily total" for row in ws.iter_rows() for c in row)
+    assert ws.freeze_panes == "A5"
     assert len(ws._charts) == 1 and sum(len(cf.rules) for cf in ws.conditional_formatting) == 2
     completeness = wb["Completeness"]
     periods = [c.value for c in completeness["B"] if isinstance(c.value, int)]
@@ -242,3 +246,16 @@ def test_reference_bmunits_loads_elexons_list(tmp_path, insights):
         rows = wh.query_rows("SELECT elexon_bm_unit, is_secondary FROM bmu_reference ORDER BY 1")
     assert rows == [{"elexon_bm_unit": "T_DRAX-1", "is_secondary": False},
                     {"elexon_bm_unit": "V__AFLEX001", "is_secondary": True}]
+
+
+def test_chart_axes_have_round_ticks_that_carry_the_unit():
+    from reporting.html import _tick_label, _ticks, _unit
+
+    ticks = _ticks(-4865, 8960)
+    assert ticks == [-5000, 0, 5000, 10000]
+    assert [_tick_label(t, ticks, _unit("Net BM revenue per day (£)")) for t in ticks] == [
+        "-£5,000", "£0", "£5,000", "£10,000"]
+    hz = _ticks(49.91, 50.07)
+    assert [_tick_label(t, hz, _unit("System frequency (Hz)")) for t in hz] == [
+        "49.90 Hz", "49.95 Hz", "50.00 Hz", "50.05 Hz", "50.10 Hz"]
+    assert _ticks(0, 8960) == [0, 2500, 5000, 7500, 10000]

@@ -12,10 +12,7 @@ import shutil
 
 import pytest
 
-from core.config import Settings
-from ops.demo import run_demo
 from reporting.dashboard import load_template
-from warehouse.duckdb import DuckDBWarehouse
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # no background networking: on a closed network Chromium's own connections are refused
@@ -24,11 +21,10 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 
 @pytest.fixture(scope="module")
-def demo_page(tmp_path_factory):
-    work = tmp_path_factory.mktemp("browser")
-    with DuckDBWarehouse(work / "demo.duckdb") as wh:
-        result = run_demo(wh, Settings(output_dir=str(work / "out")), work / "demo")
-    return result.dashboard.where[-1]
+def demo_page(demo_run):
+    result, folder = demo_run
+    assert result.exit_code == 0, result.output
+    return folder / "out" / "demo" / "main.html"
 
 
 def test_every_tab_renders_its_tables_and_charts_without_console_errors(demo_page):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 import json
 import os
 import random
@@ -58,12 +59,17 @@ def _sp(t: dt.datetime) -> tuple[str, int]:
 class IrisGenerator:
     """Deterministic stream of IRIS messages starting at ``start`` (UTC)."""
 
-    def __init__(self, start: dt.datetime, seed: int = 0, units: int = 40):
+    def __init__(self, start: dt.datetime, seed: int = 0, units: int = 40,
+                 bm_units: list[tuple[str, str]] | None = None):
+        """``bm_units``: (Elexon id, National Grid id) pairs to use (e.g. the demo's reference data);
+        default ``units`` made-up ones."""
         self.rng = random.Random(seed)
         self.now = start.astimezone(UTC)
         self.seq = itertools.count(10_000)
-        self.units = [(f"T_GEN-{i}", f"GEN-{i}") for i in range(units // 2)] + [
+        self.units = list(bm_units) if bm_units else [(f"T_GEN-{i}", f"GEN-{i}") for i in range(units // 2)] + [
             (f"2__{'ABCDEFGH'[i % 8]}FLEX{i:03d}", f"FLEX{i:03d}") for i in range(units - units // 2)]
+        self.wind_mw = self.rng.uniform(6_000, 12_000)
+        self.hz = 50.0
         self.acceptance = itertools.count(200_000)
         self.notification = itertools.count(119_000_000)
         self.freq_at = self.now.replace(second=0, microsecond=0)
@@ -103,16 +109,45 @@ class IrisGenerator:
         rows = []
         for _ in range(8):  # one message every 2 minutes with 15-second readings
             self.freq_at += dt.timedelta(seconds=15)
-            rows.append({"dataset": "FREQ", "measurementTime": _z(self.freq_at),
-                         "frequency": round(50 + self.rng.gauss(0, 0.05), 3)})
+            # a mean-reverting walk: GB frequency drifts within about ±0.1 Hz of 50
+            self.hz += 0.25 * (50.0 - self.hz) + self.rng.gauss(0, 0.018)
+            rows.append({"dataset": "FREQ", "measurementTime": _z(self.freq_at), "frequency": round(self.hz, 3)})
         return rows
 
     def _fuelinst(self, t):
         start = t.replace(second=0, microsecond=0) - dt.timedelta(minutes=t.minute % 5)
         day, sp = _sp(start)
+        mix = self._gb_mix(start)
         return [{"dataset": "FUELINST", "publishTime": _z(start + dt.timedelta(minutes=5)), "startTime": _z(start),
                  "settlementDate": day, "settlementPeriod": sp, "fuelType": fuel,
-                 "generation": max(0, int(self.rng.gauss(2000, 1500)))} for fuel in FUEL_TYPES]
+                 "generation": mix[fuel]} for fuel in FUEL_TYPES]
+
+    def _price(self, t: dt.datetime) -> float:
+        """£/MWh shaped like GB's market index: cheap overnight, dearest at the evening peak."""
+        hour = t.hour + t.minute / 60
+        return 65 + 25 * (0.5 - 0.5 * math.cos((hour - 4) / 24 * 2 * math.pi)) + 45 * math.exp(
+            -((hour - 17.5) ** 2) / 2) + self.rng.gauss(0, 6)
+
+    def _gb_mix(self, t: dt.datetime) -> dict[str, int]:
+        """A GB-shaped transmission mix (MW): demand by season and time of day (night trough, evening
+        peak), flat nuclear and biomass, wind as a slow random walk, imports, pumped storage at the
+        peak, gas filling the rest; no coal since 2024."""
+        hour = t.hour + t.minute / 60
+        winter = 0.5 + 0.5 * math.cos((t.timetuple().tm_yday - 15) / 365.25 * 2 * math.pi)  # 1 mid-January, 0 mid-July
+        daily = 0.5 - 0.5 * math.cos((hour - 4) / 24 * 2 * math.pi)  # 0 at 04:00, 1 at 16:00
+        evening = math.exp(-((hour - 17.5) ** 2) / 2)
+        demand = (19_000 + 7_000 * winter) + (8_000 + 3_000 * winter) * daily + 2_500 * evening
+        self.wind_mw = min(18_000, max(800, self.wind_mw + self.rng.gauss(0, 150)))
+        mix = {fuel: 0 for fuel in FUEL_TYPES}
+        mix.update(NUCLEAR=4_300 + self.rng.randint(-60, 60), BIOMASS=1_900 + self.rng.randint(-150, 150),
+                   WIND=self.wind_mw, NPSHYD=350 + 200 * winter + self.rng.randint(-30, 30),
+                   PS=1_600 * evening + self.rng.randint(0, 80) * daily, OTHER=450 + self.rng.randint(-40, 40),
+                   INTFR=1_700, INTNSL=1_300, INTVKL=900, INTIFA2=850, INTELEC=800, INTNEM=750, INTNED=600,
+                   INTEW=250, INTIRL=150, INTGRNL=200, OCGT=300 * evening)
+        for fuel in ("INTFR", "INTNSL", "INTVKL", "INTIFA2", "INTELEC", "INTNEM", "INTNED", "INTEW", "INTIRL", "INTGRNL"):
+            mix[fuel] = max(0, mix[fuel] + self.rng.randint(-150, 150))
+        mix["CCGT"] = max(1_500, demand - sum(mix.values()))
+        return {fuel: int(round(mw)) for fuel, mw in mix.items()}
 
     def _boalf(self, t):
         bm, ng = self._unit()
@@ -204,7 +239,7 @@ class IrisGenerator:
         start = t.replace(second=0, microsecond=0, minute=0 if t.minute < 30 else 30)
         day, sp = _sp(start)
         return [{"dataset": "MID", "startTime": _z(start), "dataProvider": p, "settlementDate": day,
-                 "settlementPeriod": sp, "price": round(self.rng.uniform(40, 140), 2) if p == "APXMIDP" else 0,
+                 "settlementPeriod": sp, "price": round(self._price(start), 2) if p == "APXMIDP" else 0,
                  "volume": round(self.rng.uniform(500, 2500), 2) if p == "APXMIDP" else 0}
                 for p in ("APXMIDP", "N2EXMIDP")]
 
