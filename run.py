@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -69,6 +70,9 @@ class Cli(click.Group):
         except KeyboardInterrupt:
             err_console.print("interrupted", style="yellow", highlight=False)
             ctx.exit(130)
+        except BrokenPipeError:  # the reader went away (| head): exit 1 quietly, as rich and Python's docs do
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush is quiet too
+            ctx.exit(1)
         except ElexonError as exc:
             _fail(ctx, exc, f"error: {exc}")
         except Exception as exc:  # noqa: BLE001 - a bug still gets one line, not a traceback
@@ -557,12 +561,21 @@ def _print_rows(rows: list[dict], fmt: str, title: str | None = None) -> None:
             writer.writeheader()
             writer.writerows(rows)
         return
-    table = RichTable(title=title, show_lines=False)
-    for name in rows[0] if rows else ["(no rows)"]:
-        table.add_column(str(name), no_wrap=True)
-    for row in rows:
-        table.add_row(*[_cell(v) for v in row.values()])
-    if rows and console.measure(table, options=console.options.update_width(100_000)).maximum > console.width:
+    def build(header) -> RichTable:
+        table = RichTable(title=title, show_lines=False)
+        for name in rows[0] if rows else ["(no rows)"]:
+            table.add_column(header(str(name)), no_wrap=True)
+        for row in rows:
+            table.add_row(*[_cell(v) for v in row.values()])
+        return table
+
+    def fits(table: RichTable) -> bool:
+        return console.measure(table, options=console.options.update_width(100_000)).maximum <= console.width
+
+    table = build(str)
+    if rows and not fits(table):
+        table = build(lambda name: name.replace("_", "\n"))  # headers over several lines
+    if rows and not fits(table):
         # wider than the terminal: one block per row (name: value), so no value is cut or split
         for i, row in enumerate(rows, start=1):
             block = RichTable(title=f"{title + ' · ' if title else ''}row {i} of {len(rows)}", show_header=False,

@@ -275,6 +275,8 @@ class Scheduler:
         done = []
         for board in self.settings.schedule.dashboards:
             result = refresh(wh, self.settings, board)
+            for warning in result.warnings:
+                log.warning("dashboard %s: %s", board, warning)
             done.append(result.lines()[0])
         return "; ".join(done)
 

@@ -226,7 +226,7 @@ def run_report(wh: Warehouse, name: str, options: ReportOptions | None = None, *
     if name == "completeness":
         sections["p114"] = _add_overdue_runs(sections["p114"], options)
     for warning in warnings:
-        log.warning("%s: %s", name, warning)
+        log.debug("%s: %s", name, warning)  # the result carries them: the caller reports each once
     return ReportResult(spec.name, spec.title, spec.definition, params, sections, warnings)
 
 

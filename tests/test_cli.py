@@ -144,10 +144,14 @@ def test_a_table_wider_than_the_terminal_prints_one_block_per_row_with_ids_whole
     db = tmp_path / "w.duckdb"
     with DuckDBWarehouse(db) as wh:
         wh.scalar("SELECT 1")
-    columns = ", ".join(f"'V__AFLEX{i:03d}' AS unit_with_a_long_column_name_{i}" for i in range(8))
+    columns = ", ".join(f"'V__AFLEX{i:03d}' AS bm_unit_{i}" for i in range(16))  # 16 ids cannot fit 160 columns
     wide = CliRunner().invoke(cli, ["--warehouse", f"duckdb:///{db}", "query", f"SELECT {columns}"])
     assert wide.exit_code == 0, wide.output
     assert "row 1 of 1" in wide.output and "…" not in wide.output
-    assert all(re.search(rf"unit_with_a_long_column_name_{i}\s+V__AFLEX{i:03d}\b", wide.output) for i in range(8))
+    assert all(re.search(rf"bm_unit_{i}\s+V__AFLEX{i:03d}\b", wide.output) for i in range(16))
+    tall = CliRunner().invoke(cli, ["--warehouse", f"duckdb:///{db}", "query",
+                                    "SELECT " + ", ".join(f"'T_DRAX-{i}' AS settlement_quantity_of_unit_{i}"
+                                                          for i in range(8))])
+    assert "row 1 of 1" not in tall.output and "T_DRAX-7" in tall.output  # headers over several lines instead
     narrow = CliRunner().invoke(cli, ["--warehouse", f"duckdb:///{db}", "query", "SELECT 'T_DRAX-1' AS bm_unit_id"])
     assert "│ T_DRAX-1   │" in narrow.output
