@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import Settings
+from core.errors import SheetsError
 from reporting.dashboard import Dashboard, build_dashboard, load_template
 from reporting.html import write_html
 from reporting.reports import ReportOptions
-from reporting.sheets import SheetsError, google_credentials, push_dashboard, sheets_http_client
 from reporting.workbook import write_workbook
 from warehouse.base import Warehouse
 
@@ -65,6 +65,8 @@ def choose_target(settings: Settings, dashboard: str, target: str = "auto"):
             raise SheetsError(f"no spreadsheet id for dashboard {dashboard!r}: set [sheets.spreadsheets] {dashboard} = "
                               f"\"…\" in the settings or SHEETS_SPREADSHEET_ID")
         return "local", None, None
+    from reporting.sheets import google_credentials  # Google's libraries only when a Sheet is configured
+
     credentials = google_credentials(settings.sheets.credentials_file)
     if credentials is None and not settings.sheets.endpoint:
         if target == "sheets":
@@ -84,6 +86,8 @@ def refresh(wh: Warehouse, settings: Settings, dashboard: str = "main", target: 
     built: Dashboard = build_dashboard(wh, spec, options or report_options(settings), now=now)
     warnings = sorted({w for t in built.tabs for w in t.warnings})
     if kind == "sheets":
+        from reporting.sheets import push_dashboard, sheets_http_client
+
         http = sheets_http_client(credentials, settings.sheets.endpoint)
         pushed = push_dashboard(built, spreadsheet_id, http)
         where = [f"https://docs.google.com/spreadsheets/d/{spreadsheet_id}"]

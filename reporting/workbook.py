@@ -94,6 +94,17 @@ def _write(ws, row: int, col: int, value, fmt) -> None:
         ws.write_string(row, col, str(value), fmt)
 
 
+def _column_writer(ws, values: list):
+    """The XlsxWriter method for a column whose values are all one kind (a report column is typed);
+    the per-value dispatch only when they are mixed."""
+    kinds = {type(v) for v in values if v is not None}
+    if kinds and kinds <= {int, float}:
+        return ws.write_number
+    if kinds == {str}:
+        return ws.write_string
+    return lambda r, c, v, fmt: _write(ws, r, c, v, fmt)
+
+
 def _write_block(wb, ws, block: Block, widths: dict[int, int], f: _Formats) -> None:
     r0, c0 = block.top, block.left  # XlsxWriter is 0-based, like the layout
     ws.write_string(r0, c0, block.title, f.block)
@@ -113,11 +124,16 @@ def _write_block(wb, ws, block: Block, widths: dict[int, int], f: _Formats) -> N
         return
     bold_index = block.fields.index(block.spec.bold_rows[0]) if block.spec.bold_rows else None
     plain = [f.cell(fmt) for fmt in block.formats]
+    writers = [_column_writer(ws, [r[j] for r in block.rows]) for j in range(len(block.fields))]
     for i, row in enumerate(block.rows):
         bold = bold_index is not None and row[bold_index] == block.spec.bold_rows[1]
         cells = [f.cell(fmt, True) for fmt in block.formats] if bold else plain
+        r = r0 + 2 + i
         for j, value in enumerate(row):
-            _write(ws, r0 + 2 + i, c0 + j, value, cells[j])
+            if value is None:
+                ws.write_blank(r, c0 + j, None, cells[j])
+            else:
+                writers[j](r, c0 + j, value, cells[j])
     for j in range(len(block.fields)):  # column widths from a sample: the longest of the first 200 rows
         longest = max((len(str(r[j])) for r in block.rows[:200] if r[j] is not None), default=0)
         widths[c0 + j] = max(widths.get(c0 + j, 0), min(longest, 40))
