@@ -23,7 +23,7 @@ from core.config import Settings, load_settings
 from core.errors import ArgumentError, ElexonError
 from core.logs import redact, setup_logging
 from core.settlement import RUN_PRECEDENCE, parse_run
-from warehouse import DEFAULT_URL, Warehouse, WarehouseError, connect
+from warehouse import DEFAULT_URL, Warehouse, connect
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
