@@ -65,13 +65,23 @@ def write_demo_p114(directory: Path, *, units: int = 60, parties: int = 8, seed:
     return paths
 
 
+def demo_units() -> list:
+    """The demo's BM units: the S0142 files, the reference list and the IRIS messages all use them."""
+    return sample_units(DEMO_UNITS["units"], DEMO_UNITS["parties"], DEMO_UNITS["seed"])
+
+
+def _national_grid_id(elexon_id: str) -> str:
+    """The demo's National Grid id for a unit (generating data, not matching it)."""
+    return elexon_id.split("_")[-1]
+
+
 def write_demo_reference(path: Path) -> Path:
     """The demo population as Elexon's ``/reference/bmunits/all`` answers (same fields, same shape)."""
-    rows = [{"nationalGridBmUnit": u.bm_unit_id.split("_")[-1], "elexonBmUnit": u.bm_unit_id, "eic": None,
+    rows = [{"nationalGridBmUnit": _national_grid_id(u.bm_unit_id), "elexonBmUnit": u.bm_unit_id, "eic": None,
              "fuelType": {"transmission": "CCGT", "interconnector": "INT"}.get(u.kind, "OTHER"),
              "leadPartyName": u.lead_party_id.title(), "bmUnitType": BMU_TYPES.get(u.kind, "M"),
              "fpnFlag": u.kind in ("transmission", "interconnector")}
-            for u in sample_units(DEMO_UNITS["units"], DEMO_UNITS["parties"], DEMO_UNITS["seed"])]
+            for u in demo_units()]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rows, indent=1))
     return path
@@ -82,9 +92,8 @@ IRIS_DAY = dt.datetime(2025, 10, 26, tzinfo=dt.timezone.utc)  # the long clock-c
 
 def write_demo_iris(directory: Path, spacing_s: float = 9.0) -> int:
     """A day of IRIS messages (FREQ every 2 minutes, FUELINST every 5, …) as an Elexon-client file drop."""
-    units = [(u.bm_unit_id, u.bm_unit_id.split("_")[-1])  # the demo's own BM units, as in its reference data
-             for u in sample_units(DEMO_UNITS["units"], DEMO_UNITS["parties"], DEMO_UNITS["seed"])
-             if u.kind in ("transmission", "embedded", "interconnector", "vlp", "supplier")]
+    units = [(u.bm_unit_id, _national_grid_id(u.bm_unit_id))  # as in the demo's reference data
+             for u in demo_units() if u.kind in ("transmission", "embedded", "interconnector", "vlp", "supplier")]
     generator = IrisGenerator(IRIS_DAY, seed=42, bm_units=units)
     messages = list(generator.messages(int(86_400 / spacing_s), spacing_s=spacing_s))
     write_file_drop(directory, messages)

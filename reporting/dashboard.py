@@ -147,11 +147,9 @@ class Tab:
 class Dashboard:
     name: str
     title: str
-    refreshed_at: dt.datetime
-    freshness: str
+    stamp: str  # "Last refreshed … · <data freshness>" (or the demo's stamp), as every tab shows it
     tabs: list[Tab]
     reports: dict[str, ReportResult] = field(default_factory=dict)
-    stamp: str = ""  # "Last refreshed … · <freshness>" (or the demo's stamp), as every tab shows it
 
 
 # ---------------------------------------------------------------------------------------- loading
@@ -332,7 +330,7 @@ def build_dashboard(wh: Warehouse, spec: DashboardSpec, options: ReportOptions |
                 if b.chart is not None:  # the next block goes below the chart too
                     next_top = max(next_top, (b.chart.at[0] if b.chart.at else top) + CHART_ROWS + 1)
         tabs.append(tab)
-    return Dashboard(spec.name, spec.title, now, freshness, tabs, results, refreshed)
+    return Dashboard(spec.name, spec.title, refreshed, tabs, results)
 
 
 def _window_text(result: ReportResult) -> str:

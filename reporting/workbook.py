@@ -2,8 +2,8 @@
 
 Every table block is an Excel table (filters, sorting, pivots). Written to a temporary file and
 renamed, so a workbook open elsewhere is never half-written. XlsxWriter rather than openpyxl: a
-month of full-scale data is ~30,000 rows of per-unit revenue, and XlsxWriter writes them about
-twice as fast (``benchmarks/bench_refresh.py``).
+month of full-scale data is ~30,000 rows of per-unit revenue, and XlsxWriter wrote 29,000 rows x 11
+formatted cells in about half openpyxl's CPU time here (2.9 s against 5.9 s).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from reporting.formats import excel_pattern, naive_utc
 
 HEADER_FILL = "#DDE5F0"
 _CRITERIA = {"less_than": "<", "greater_than": ">", "equals": "==", "not_equals": "!="}
-_CHARTS = {"line": "line", "column": "column", "pie": "pie"}
 
 
 class _Formats:
@@ -158,7 +157,7 @@ def _chart(wb, ws, block: Block, r0: int, c0: int, last: int) -> None:
     if spec.x not in block.fields or not all(y in block.fields for y in spec.y):
         return
     x_col = c0 + block.fields.index(spec.x)
-    chart = wb.add_chart({"type": _CHARTS[spec.type]})
+    chart = wb.add_chart({"type": spec.type})  # line | column | pie: the same names in XlsxWriter
     chart.set_title({"name": spec.title})
     for y in spec.y:
         y_col = c0 + block.fields.index(y)

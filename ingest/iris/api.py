@@ -30,7 +30,7 @@ from core.errors import ArgumentError, InsightsError
 from ingest.iris.datasets import SPECS, DatasetSpec
 from ingest.iris.decode import Message
 from ingest.iris.load import IrisLoader
-from warehouse.schema import Column, Table
+from ingest.iris.tables import API_WINDOWS
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +46,6 @@ class _Retryable(Exception):
 
 
 SETTLED_AFTER = dt.timedelta(hours=6)  # a window fetched this long after its end is not fetched again
-
-API_WINDOWS = Table(
-    "iris_api_windows",
-    (
-        Column("dataset", "STRING"),
-        Column("window_from", "TIMESTAMP"),
-        Column("window_to", "TIMESTAMP"),
-        Column("records", "INT64", "rows the API returned"),
-        Column("fetched_at", "TIMESTAMP"),
-    ),
-    "Insights API windows fetched by gap fills (resumable backfills skip the complete ones)",
-    partition_by="window_from",
-)
 
 
 @dataclass

@@ -100,7 +100,20 @@ OUTAGES = Table(
     partition_by="started_at",
 )
 
-BOOKKEEPING = (LEDGER, QUARANTINE, SCHEMA_CHANGES, BATCHES, OUTAGES)
+API_WINDOWS = Table(
+    "iris_api_windows",
+    (
+        Column("dataset", "STRING"),
+        Column("window_from", "TIMESTAMP"),
+        Column("window_to", "TIMESTAMP"),
+        Column("records", "INT64", "rows the API returned"),
+        Column("fetched_at", "TIMESTAMP"),
+    ),
+    "Insights API windows fetched by gap fills (resumable backfills skip the complete ones)",
+    partition_by="window_from",
+)
+
+BOOKKEEPING = (LEDGER, QUARANTINE, SCHEMA_CHANGES, BATCHES, OUTAGES)  # API_WINDOWS: made by a gap fill
 
 
 def data_table(shape: DatasetShape) -> Table:
