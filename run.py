@@ -40,7 +40,8 @@ class State:
         """The warehouse; commands that only read pass ``create=False`` so a mistyped DuckDB path is an
         error rather than a new empty warehouse."""
         if self._wh is None:
-            self._wh = connect(self.warehouse_url, self.settings.bigquery.options(), create=create)
+            bigquery = self.settings.bigquery.options() if self.warehouse_url.startswith("bigquery:") else None
+            self._wh = connect(self.warehouse_url, bigquery, create=create)
         return self._wh
 
     def close(self) -> None:
@@ -190,6 +191,31 @@ def load_p114(state: State, files: tuple[str, ...], force: bool) -> None:
         if len(files) > 1:
             click.echo(f"{failed} of {len(files)} files failed to load", err=True)
         sys.exit(1)
+
+
+@cli.group()
+def p114() -> None:
+    """Look inside S0142 settlement files."""
+
+
+@p114.command("inspect")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def p114_inspect(file: str, fmt: str) -> None:
+    """Print FILE's flow version, the layout it would be read with, and per record type the count and
+    the widths seen (what is needed to add an older flow version's layout). Loads nothing."""
+    from core.errors import InputFileError
+    from ingest.p114.s0142 import inspect_s0142
+
+    if not os.path.isfile(file):
+        raise InputFileError(f"{file}: no such file")
+    info = inspect_s0142(file)
+    if fmt == "json":
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"{info['file']}: flow version S0142{info['flow_version']}, layout {info['layout']}, "
+               f"{info['records']:,} records, {info['size_bytes']:,} bytes")
+    _print_rows(info["record_types"], "table", title="Record types (width = fields incl. the record id)")
 
 
 # ---------------------------------------------------------------------------------------- backfill

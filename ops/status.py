@@ -139,12 +139,17 @@ def _newest(wh: Warehouse, code: str):
 
 
 def _p114(wh: Warehouse, status: Status) -> None:
-    if wh.table_columns(MANIFEST.name) is None:
+    columns = wh.table_columns(MANIFEST.name)
+    if columns is None:
         return
+    # a manifest written before layouts were recorded has only the version
+    layout = "COALESCE(layout, flow_version)" if "layout" in columns else "flow_version"
     status.p114 = wh.query_rows(
         f"""
         SELECT settlement_run, COUNT(*) AS files, MIN(settlement_date) AS first_date,
-               MAX(settlement_date) AS latest_date, SUM(records) AS records, MAX(loaded_at) AS last_loaded
+               MAX(settlement_date) AS latest_date, SUM(records) AS records,
+               STRING_AGG(DISTINCT {layout}, ', ' ORDER BY {layout}) AS layouts,
+               MAX(loaded_at) AS last_loaded
         FROM {wh.ref(MANIFEST.name)}
         GROUP BY settlement_run
         """

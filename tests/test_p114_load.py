@@ -39,9 +39,10 @@ def test_loading_a_file_fills_every_table_and_its_manifest_row(tmp_path, wh):
 def test_bpi_table_has_the_documented_columns_and_types(tmp_path, wh):
     load_file(wh, write_s0142(tmp_path, NORMAL_DAY, "SF", units=SMALL, seed=11))
     columns = wh.table_columns(BPI.name)
-    assert list(columns)[:11] == [
+    assert list(columns) == [
         "settlement_date", "settlement_period", "settlement_run", "file_created_at", "bm_unit_id", "trading_unit",
-        "fpn_mwh", "metered_volume_mwh", "transmission_loss_multiplier", "absvd_mwh", "source_file",
+        "fpn_mwh", "metered_volume_mwh", "transmission_loss_multiplier", "absvd_mwh", "flow_version", "source_file",
+        "source_line",
     ]
     assert columns["settlement_date"] == "DATE"
     assert columns["settlement_period"] == "BIGINT"

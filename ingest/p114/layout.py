@@ -1,9 +1,12 @@
-"""The S0142 file layout: file names, record widths per flow version, and the fields we load.
+"""The S0142 file layout: file names, one :class:`Layout` per flow version, and the fields we load.
 
-Sources and confidence are in ``../shared/reference/S0142.md`` (sections 1, 4.1 and 4.3). Field
-positions here are 1-based data positions *after* the record id, as in that reference. Names
-marked "inferred" there are kept but documented as such in the README; fields whose meaning is
-unknown are loaded losslessly as text columns ``field_NN`` so nothing in the file is thrown away.
+Sources and confidence are in ``../shared/reference/S0142.md`` (sections 1, 4.1 and 4.3) and
+``S0142-VERSIONS.md``. Field positions are 1-based data positions *after* the record id, as in
+that reference. Fields whose meaning is unknown are loaded losslessly as text columns
+``field_NN`` so nothing in the file is thrown away.
+
+Adding a flow version whose layout becomes known is one entry in :data:`LAYOUTS` (its widths)
+plus a fixture; a version without an entry is read with :func:`layout_for`'s stable prefixes.
 """
 
 from __future__ import annotations
@@ -45,26 +48,6 @@ class S0142Name:
     @staticmethod
     def format(settlement_date: dt.date, run: str, created_at: dt.datetime, gz: bool = True) -> str:
         return f"S0142_{settlement_date:%Y%m%d}_{run}_{created_at:%Y%m%d%H%M%S}" + (".gz" if gz else "")
-
-
-# Record widths (number of fields including the record id, excluding the trailing pipe) of flow
-# version S0142013 as measured in real 2026 files (reference 4.1).
-WIDTHS_013: dict[str, int] = {
-    "AAA": 10, "SRH": 9, "SPI": 54, "MD1": 5, "DB1": 14, "TRA": 3, "BPI": 7, "BPH": 9, "APC": 13,
-    "SP7": 2, "SSD": 80, "MD2": 5, "DB2": 14, "PPC": 11, "APD": 15, "APB": 5, "BP7": 26, "MVR": 6,
-    "MEL": 5, "MIL": 5, "RUE": 6, "RUI": 6, "RDE": 6, "RDI": 6, "BO4": 16, "BO3": 9, "BO6": 5,
-    "BO7": 4, "ZZZ": 3,
-}
-# IDD v43.0 defines flow version 014: two P444 fields appended to BP7, one to APC (reference 1, 4.3).
-WIDTHS_014: dict[str, int] = {**WIDTHS_013, "BP7": 28, "APC": 14}
-WIDTHS_BY_VERSION: dict[str, dict[str, int]] = {"013": WIDTHS_013, "014": WIDTHS_014}
-#: Versions not listed are read with the 013 widths and every record is width-checked, so a file
-#: whose layout differs fails loudly naming the record instead of being misread.
-DEFAULT_VERSION = "013"
-
-
-def widths_for(flow_version: str) -> dict[str, int]:
-    return WIDTHS_BY_VERSION.get(flow_version, WIDTHS_BY_VERSION[DEFAULT_VERSION])
 
 
 # Column kinds: "str" text, "float" DOUBLE, "int" INTEGER.
@@ -190,3 +173,63 @@ LOADED_FIELDS: dict[str, list[Field]] = {
     "BO4": BO4_FIELDS,
     "APC": APC_FIELDS,
 }
+
+
+# Record widths (number of fields including the record id, excluding the trailing pipe) of flow
+# version S0142013 as measured in real 2026 files (reference 4.1).
+WIDTHS_013: dict[str, int] = {
+    "AAA": 10, "SRH": 9, "SPI": 54, "MD1": 5, "DB1": 14, "TRA": 3, "BPI": 7, "BPH": 9, "APC": 13,
+    "SP7": 2, "SSD": 80, "MD2": 5, "DB2": 14, "PPC": 11, "APD": 15, "APB": 5, "BP7": 26, "MVR": 6,
+    "MEL": 5, "MIL": 5, "RUE": 6, "RUI": 6, "RDE": 6, "RDI": 6, "BO4": 16, "BO3": 9, "BO6": 5,
+    "BO7": 4, "ZZZ": 3,
+}
+
+#: Leading data fields that the reference shows unchanged from v008 to v013 (S0142-VERSIONS §8.3).
+#: An unknown flow version is read only this far; the rest of each record goes to ``extra_fields``.
+STABLE_PREFIX: dict[str, int] = {
+    "AAA": 9, "SRH": 8, "BPH": 8, "SP7": 1, "BP7": 17, "APD": 10, "APC": 7, "BO4": 15, "ZZZ": 2, "SPI": 4,
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one flow version is read.
+
+    ``widths``: every record type's width (known layouts; a record of another width is an error)
+    or, for an unknown version, the least width its stable prefix needs. ``read`` says how many
+    data fields of each loaded record type become columns; cells after them are kept, in order,
+    in ``extra_fields`` when the layout is unknown.
+    """
+
+    version: str
+    widths: dict[str, int]
+    known: bool = True
+
+    @property
+    def name(self) -> str:
+        """What the manifest and ``status`` show: the version, or ``unknown:<version>``."""
+        return self.version if self.known else f"unknown:{self.version}"
+
+    def loaded(self) -> dict[str, list[Field]]:
+        """Record types this layout loads, with their table's fields."""
+        return {rec: fields for rec, fields in LOADED_FIELDS.items() if self.known or rec in STABLE_PREFIX}
+
+    def read(self, rec: str, width: int) -> int:
+        """Data fields of a ``rec`` record ``width`` wide that are read into typed columns."""
+        return width - 1 if self.known else min(STABLE_PREFIX[rec], width - 1)
+
+
+#: Every flow version whose full layout is known. v014 (IDD v43.0): v013 plus two P444 fields in
+#: BP7 and one in APC (reference 1, 4.3).
+LAYOUTS: dict[str, Layout] = {
+    "013": Layout("013", WIDTHS_013),
+    "014": Layout("014", {**WIDTHS_013, "BP7": 28, "APC": 14}),
+}
+
+
+def layout_for(flow_version: str) -> Layout:
+    """The layout of ``flow_version``; an unknown version gets the stable prefixes, never a newer
+    layout (fields were inserted mid-record between versions, so widths alone prove nothing)."""
+    if flow_version in LAYOUTS:
+        return LAYOUTS[flow_version]
+    return Layout(flow_version, {rec: n + 1 for rec, n in STABLE_PREFIX.items()}, known=False)

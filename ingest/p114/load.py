@@ -142,6 +142,7 @@ def _batches(
         "settlement_run": name.settlement_run,
         "file_created_at": name.created_at,
         "flow_version": header.flow_version,
+        "layout": header.layout,
         "sha256": header.sha256,
         "size_bytes": header.size_bytes,
         "periods": header.periods,

@@ -16,6 +16,7 @@ _IDENT = (
     Column("file_created_at", "DATETIME", "creation stamp of the file, as printed (zone not stated)"),
 )
 _SOURCE = (
+    Column("flow_version", "STRING", "S0142 flow version of the file (AAA field 1), e.g. 013"),
     Column("source_file", "STRING", "S0142 file the row came from"),
     Column("source_line", "INT64", "1-based line of the record in that file"),
 )
@@ -25,10 +26,17 @@ def _columns(fields: list[Field], skip: tuple[str, ...] = ()) -> tuple[Column, .
     return tuple(Column(f.name, _KIND[f.kind]) for f in fields if f.name not in skip)
 
 
-def _p114_table(name: str, middle: tuple[Column, ...], description: str, ident=_IDENT) -> Table:
+_EXTRA = Column(
+    "extra_fields", "JSON",
+    "files of a flow version without a known layout: the record's cells after the stable prefix, in order "
+    "(JSON array of strings, blank = null); NULL for known layouts",
+)
+
+
+def _p114_table(name: str, middle: tuple[Column, ...], description: str, ident=_IDENT, extra: bool = True) -> Table:
     return Table(
         name,
-        ident + middle + _SOURCE,
+        ident + middle + ((_EXTRA,) if extra else ()) + _SOURCE,
         description,
         partition_by="settlement_date",
         cluster_by=("bm_unit_id", "settlement_run") if any(c.name == "bm_unit_id" for c in middle) else ("settlement_run",),
@@ -41,7 +49,9 @@ _PARTY = Column("lead_party_id", "STRING", "BSC party of the enclosing BPH recor
 
 BPI = _p114_table(
     "elexon_p114_s0142_bpi", (_UNIT,) + _columns(BPI_FIELDS, _KEYED),
-    "S0142 BPI: system-level BM unit period information, one row per unit per period per file",
+    "S0142 BPI: system-level BM unit period information, one row per unit per period per file "
+    "(flow versions with a known layout only)",
+    extra=False,
 )
 SPI = _p114_table(
     "elexon_p114_s0142_spi", _columns(SPI_FIELDS, _KEYED),
@@ -69,6 +79,8 @@ MANIFEST = Table(
         Column("settlement_run", "STRING"),
         Column("file_created_at", "DATETIME"),
         Column("flow_version", "STRING", "3-digit S0142 flow version from AAA"),
+        Column("layout", "STRING", "layout the file was read with: its version, or unknown:<version> "
+                                   "(stable prefixes only, the rest in extra_fields)"),
         Column("sha256", "STRING", "of the file as received (compressed bytes)"),
         Column("size_bytes", "INT64"),
         Column("periods", "INT64", "settlement periods in the day"),
