@@ -8,6 +8,7 @@ import json
 import pytest
 
 from ingest.p114.load import load_file
+from ops.status import collect_status
 from ingest.p114.s0142 import S0142Error, inspect_s0142, read_s0142
 from ingest.p114.tables import BP7, BPI, MANIFEST
 from tests.conftest import NORMAL_DAY, s0142_lines, write_lines
@@ -68,6 +69,10 @@ def test_an_older_flow_version_loads_its_stable_prefix_and_keeps_the_rest(tmp_pa
     assert wh.scalar(f"SELECT COUNT(*) FROM {BPI.name}") == 0
     assert wh.scalar(f"SELECT COUNT(*) FROM {BP7.name} WHERE supplier_compensation_volume_mwh IS NULL "
                      f"AND json_extract_string(extra_fields, '$[2]') = 'x3'") == len(old_bp7)
+    r1, _ = s0142_lines(NORMAL_DAY, "R1", units)
+    assert load_file(wh, write_lines(tmp_path / "r1", r1, NORMAL_DAY, "R1")).status == "loaded"
+    layouts = {r["settlement_run"]: r["layouts"] for r in collect_status(wh).p114}
+    assert layouts == {"SF": "unknown:011", "R1": "013"}
 
 
 def test_widths_matching_a_known_layout_never_promote_an_unknown_version(tmp_path, units):
