@@ -155,7 +155,7 @@ def demo(state: State, directory: str) -> None:
     click.echo("Look at the demo's data: every command takes --warehouse (the default is your own, "
                f"{DEFAULT_URL}):")
     click.echo(f"  python run.py --warehouse {state.warehouse_url} status")
-    click.echo(f"  python run.py --warehouse {state.warehouse_url} report vlp_revenue "
+    click.echo(f"  python run.py --warehouse {state.warehouse_url} report revenue "
                f"--from {DEMO_DAYS[0]} --to {DEMO_DAYS[-1]}")
     click.echo(f'  python run.py --warehouse {state.warehouse_url} query '
                '"SELECT * FROM p114_settlement_canonical LIMIT 10"')
@@ -474,13 +474,15 @@ def config_check(state: State, try_connect: bool) -> None:
 @click.option("--min-mwh", type=float, default=None, help="self_balancing: minimum metered volume [settings, 1.0].")
 @click.option("--threshold", type=float, default=None, help="self_balancing: share to count as self-balancing [0.5].")
 @click.option("--as-of", "as_of", default=None, help="live_grid: UTC time to report at (default: latest data).")
+@click.option("--population", type=click.Choice(["auto", "assets", "accepted", "all"]), default=None,
+              help="self_balancing: which units [auto: the assets if any, else units with an acceptance].")
 @click.option("--section", default=None, metavar="SECTION", help="Only this section (CSV of a report with several needs one).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--dry-run", is_flag=True, help="BigQuery: print the bytes each query would scan; run nothing.")
 @click.pass_obj
-def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_of, section: str | None, fmt: str,
-           dry_run: bool) -> None:
-    """Run report NAME: vlp_revenue, completeness, self_balancing or live_grid.
+def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_of, population, section: str | None,
+           fmt: str, dry_run: bool) -> None:
+    """Run report NAME: revenue, vlp_revenue, completeness, self_balancing or live_grid.
 
     Prints each section of the report; the table format also prints the report's definition.
     Warnings (e.g. no BM unit reference data) go to stderr. With --dry-run (BigQuery only) nothing
@@ -492,6 +494,7 @@ def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_o
     options = report_options(
         state.settings, date_from=date_from.date() if date_from else None, date_to=date_to.date() if date_to else None,
         min_mwh=min_mwh, threshold=threshold, as_of=_utc(as_of, end_of_day=False) if as_of else None,
+        population=population,
     )
     if dry_run:
         scanned = dry_run_report(state.warehouse(create=False), name, options)
@@ -564,6 +567,40 @@ def reference_bmunits(state: State, path: str | None) -> None:
 
     count = load_bmunits(state.warehouse(), InsightsClient(state.settings.elexon.insights_url), body=body, source=path)
     click.echo(f"Loaded {count:,} BM units into bmu_reference")
+
+
+@cli.group()
+def assets() -> None:
+    """The assets reports are about: your batteries, VLP units and sites (exact BM unit ids)."""
+
+
+@assets.command("import")
+@click.argument("path", metavar="FILE.csv")
+@click.pass_obj
+def assets_import(state: State, path: str) -> None:
+    """Replace the imported assets with FILE.csv (all rows or none).
+
+    Columns: bm_unit_id, name, kind, power_mw, energy_mwh (required; power and energy may be
+    blank), lead_party, notes (optional). kind: battery, vlp, demand_side, generator, wind, solar,
+    pumped_storage, interconnector or other. Ids are settlement ids exactly (2__FBPGM002, V__AFLEX001).
+    """
+    from reporting.assets import import_assets
+
+    count = import_assets(state.warehouse(), path)
+    click.echo(f"Imported {count:,} assets from {path} (replacing the previous import); "
+               "python run.py assets list shows them with the settings' and Elexon's")
+
+
+@assets.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.pass_obj
+def assets_list(state: State, fmt: str) -> None:
+    """Every asset, where it came from (csv, settings, reference), the user's own first."""
+    from reporting.assets import ensure_assets_schema, list_assets
+
+    wh = state.warehouse(create=False)
+    ensure_assets_schema(wh, state.settings.reporting.assets, state.settings.reporting.vlp_units)
+    _print_rows(list_assets(wh).to_pylist(), fmt)
 
 
 # ---------------------------------------------------------------------------------------- query

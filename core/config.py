@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from core.assets import FIELDS as ASSET_FIELDS
+from core.assets import Asset, parse_asset
 from core.errors import SettingsError
 from core.logs import register_secret
 from core.settlement import RUN_PRECEDENCE
@@ -28,6 +30,7 @@ DEFAULT_SETTINGS_FILE = "settings.toml"
 @dataclass
 class ReportingSettings:
     vlp_units: list[str] = field(default_factory=list)
+    assets: list[Asset] = field(default_factory=list)  # [[reporting.assets]]: the units reports are about
     min_mwh: float = 1.0
     threshold: float = 0.5
     run_due_working_days: dict[str, int] = field(
@@ -176,7 +179,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
                               insights_url=env.get("INSIGHTS_API_URL") or None)
     register_secret(s.elexon.portal_key)
 
-    r = _section(data, "reporting", where, {"vlp_units", "min_mwh", "threshold", "run_due_working_days"})
+    r = _section(data, "reporting", where, {"vlp_units", "assets", "min_mwh", "threshold", "run_due_working_days"})
     rep = ReportingSettings()
     if "vlp_units" in r:
         if not isinstance(r["vlp_units"], list) or not all(isinstance(u, str) for u in r["vlp_units"]):
@@ -184,6 +187,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         rep.vlp_units = list(r["vlp_units"])
     if env.get("VLP_UNITS"):
         rep.vlp_units = [u.strip() for u in env["VLP_UNITS"].split(",") if u.strip()]
+    rep.assets = _assets(r.get("assets", []), where)
     rep.min_mwh = _number(r, "min_mwh", where, "reporting", rep.min_mwh, minimum=0)
     rep.threshold = _number(r, "threshold", where, "reporting", rep.threshold, minimum=0, maximum=1)
     if "run_due_working_days" in r:
@@ -281,6 +285,24 @@ def _str(section: dict, key: str, where: str, name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise SettingsError(f"{where}: [{name}] {key} must be a string, got {value!r}")
     return value
+
+
+def _assets(entries: Any, where: str) -> list[Asset]:
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise SettingsError(f"{where}: [reporting] assets must be a list of tables ([[reporting.assets]] with "
+                            "bm_unit_id, kind and optionally name, power_mw, energy_mwh, lead_party, notes)")
+    assets, seen = [], set()
+    for i, entry in enumerate(entries, 1):
+        unknown = [k for k in entry if k not in ASSET_FIELDS]
+        asset, problems = parse_asset(entry)
+        problems = ([f"unknown key(s) {', '.join(unknown)} (keys: {', '.join(ASSET_FIELDS)})"] if unknown else []) + problems
+        if asset and asset.bm_unit_id in seen:
+            problems.append(f"bm_unit_id {asset.bm_unit_id!r} is listed twice")
+        if problems:
+            raise SettingsError(f"{where}: [[reporting.assets]] entry {i}: {'; '.join(problems)}")
+        seen.add(asset.bm_unit_id)
+        assets.append(asset)
+    return assets
 
 
 def _number(section: dict, key: str, where: str, name: str, default: float, minimum: float | None = None,

@@ -15,7 +15,8 @@
      │    ├── S0142Error             an S0142 file: names the file, line and field
      │    │    └── FileNameError     a name that is not S0142_<date>_<run>_<stamp>[.gz]
      │    ├── DecodeError            an IRIS body that is not a JSON array of records
-     │    └── InputFileError         a file or folder given on the command line that is not there
+     │    ├── InputFileError         a file or folder given on the command line that is not there
+     │    └── AssetFileError         an asset list (CSV) with bad rows: file, line, column
      ├── WarehouseError ............ the warehouse (DuckDB file or BigQuery dataset)
      │    ├── WarehouseUnavailable   OUR side: I/O, disk full, lock, network, credentials, commit
      │    │                          failure. Retry later; never blame the data (nothing is
@@ -108,6 +109,10 @@ class DecodeError(SourceError):
 
 class InputFileError(SourceError):
     """A file or folder named on the command line that does not exist or cannot be read."""
+
+
+class AssetFileError(SourceError):
+    """A list of assets (CSV) with a bad row: names the file, every bad line and the column."""
 
 
 # ---------------------------------------------------------------------------------------- warehouse

@@ -54,6 +54,7 @@ class ChartSpec:
     y: tuple[str, ...]
     title: str
     at: tuple[int, int] | None
+    stacked: bool = False  # column charts: the series stacked (components of a total)
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ def load_template(name: str, directory: Path = TEMPLATES_DIR) -> DashboardSpec:
                 if not x or not y:
                     raise TemplateError(f"{where}: {bcontext}: a chart needs x (or labels) and y (or values)")
                 chart = ChartSpec(c["type"], x, tuple(y if isinstance(y, list) else [y]), c.get("title", ""),
-                                  position(c.get("at"), bcontext))
+                                  position(c.get("at"), bcontext), bool(c.get("stacked", False)))
             bold, only = b.get("bold_rows"), b.get("where")
             if only is not None and (not isinstance(only, dict) or set(only) != {"field", "equals"}):
                 raise TemplateError(f"{where}: {bcontext}: where must be {{field: NAME, equals: VALUE}}")

@@ -120,6 +120,8 @@ def _chart(block: Block) -> str:
         return _pie(spec.title, [str(x) for x in xs], [float(v or 0) for v in _series(block, spec.y[0])])
     ys = [[float(v) if v is not None else None for v in _series(block, y)] for y in spec.y]
     labels = [_label(x) for x in xs]
+    if spec.type == "column" and spec.stacked and len(ys) > 1:
+        return _stacked(spec.title, labels, ys, list(spec.y))
     if spec.type == "column":
         return _columns(spec.title, labels, ys[0])
     return _line(spec.title, labels, ys)
@@ -214,6 +216,42 @@ def _columns(title: str, labels: list[str], values: list[float | None]) -> str:
         out.append(f"<rect x='{bx:.1f}' y='{top:.1f}' width='{slot * 0.7:.1f}' height='{max(bottom - top, 0.5):.1f}' "
                    f"fill='{colour}'><title>{escape(label)}: {v:,.2f}</title></rect>")
         out.append(f"<text x='{bx + slot * 0.35:.1f}' y='{h - 6}' text-anchor='middle'>{escape(label)}</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _stacked(title: str, labels: list[str], series: list[list[float | None]], names: list[str]) -> str:
+    """Columns of several series stacked: positive parts above zero, negative parts below, a legend."""
+    w, h, left, pad = 640, 260, 70, 20
+    values = [[v or 0.0 for v in s] for s in series]
+    tops = [sum(v for v in col if v > 0) for col in zip(*values)]
+    bottoms = [sum(v for v in col if v < 0) for col in zip(*values)]
+    ticks, y = _scale(tops + bottoms + [0.0], h - 50, pad)
+    unit = _unit(title)
+    n = max(len(labels), 1)
+    slot = (w - left - 10) / n
+    out = [f"<svg viewBox='0 0 {w} {h}' width='{w}' height='{h}' role='img' aria-label='{escape(title)}'>",
+           f"<text x='{left}' y='12' font-weight='600'>{escape(title)}</text>",
+           *(f"<line x1='{left}' x2='{w - 10}' y1='{y(t):.1f}' y2='{y(t):.1f}' stroke='#e3e8ef'/>"
+             f"<text x='{left - 6}' y='{y(t) + 4:.1f}' text-anchor='end'>{_tick_label(t, ticks, unit)}</text>"
+             for t in ticks),
+           f"<line x1='{left}' x2='{w - 10}' y1='{y(0.0):.1f}' y2='{y(0.0):.1f}' stroke='#9aa5b5'/>"]
+    for i, label in enumerate(labels):
+        bx, up, down = left + i * slot + slot * 0.15, 0.0, 0.0
+        for k, s in enumerate(values):
+            v = s[i]
+            base = up if v >= 0 else down
+            top, bottom = sorted((y(base + v), y(base)))
+            if v >= 0:
+                up += v
+            else:
+                down += v
+            out.append(f"<rect x='{bx:.1f}' y='{top:.1f}' width='{slot * 0.7:.1f}' height='{max(bottom - top, 0.5):.1f}' "
+                       f"fill='{PALETTE[k % len(PALETTE)]}'><title>{escape(label)} {escape(names[k])}: {v:,.2f}</title></rect>")
+        out.append(f"<text x='{bx + slot * 0.35:.1f}' y='{h - 26}' text-anchor='middle'>{escape(label)}</text>")
+    for k, name in enumerate(names):
+        out.append(f"<rect x='{left + k * 170}' y='{h - 12}' width='10' height='10' fill='{PALETTE[k % len(PALETTE)]}'/>"
+                   f"<text x='{left + k * 170 + 14}' y='{h - 3}'>{escape(name)}</text>")
     out.append("</svg>")
     return "".join(out)
 

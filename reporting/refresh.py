@@ -47,7 +47,7 @@ class RefreshResult:
 
 def report_options(settings: Settings, **overrides) -> ReportOptions:
     r = settings.reporting
-    options = ReportOptions(vlp_units=list(r.vlp_units), min_mwh=r.min_mwh, threshold=r.threshold,
+    options = ReportOptions(vlp_units=list(r.vlp_units), assets=list(r.assets), min_mwh=r.min_mwh, threshold=r.threshold,
                             run_due_working_days=dict(r.run_due_working_days))
     for key, value in overrides.items():
         if value is not None:

@@ -21,7 +21,10 @@ from core.settlement import RUN_PRECEDENCE, RUN_RANK
 from ingest.iris.datasets import SPECS, table_name
 from ingest.iris.tables import ensure_iris_schema
 from ingest.p114.tables import ALL_TABLES, MANIFEST, ensure_p114_schema
-from reporting.reference import BMU_REFERENCE, CONFIG_VLP_UNITS, sync_configured_vlp_units
+from core.assets import Asset
+from ingest.p114.layout import P415_VERSIONS
+from reporting.assets import asset_warnings, ensure_assets_schema
+from reporting.reference import BMU_REFERENCE
 from reporting.settlement_calendar import DEFAULT_DUE_WORKING_DAYS, due_date
 from warehouse.base import Warehouse
 from warehouse.sqltemplates import render
@@ -37,6 +40,8 @@ class ReportOptions:
     threshold: float = 0.5
     as_of: dt.datetime | None = None
     vlp_units: list[str] = field(default_factory=list)
+    assets: list[Asset] | None = None  # the settings' [[reporting.assets]] (None: leave the stored ones)
+    population: str = "auto"  # self_balancing: auto | assets | accepted | all
     run_due_working_days: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_DUE_WORKING_DAYS))
     today: dt.date | None = None
     now: dt.datetime | None = None  # the clock the live grid's staleness is judged by (default: now)
@@ -66,16 +71,16 @@ class ReportSpec:
     title: str
     definition: str
     sections: tuple[Section, ...]
-    prepare: Callable[[Warehouse, ReportOptions, list[str]], dict[str, Any]]
+    # (warehouse, options, warnings to add to, template context to add to) -> query parameters
+    prepare: Callable[[Warehouse, ReportOptions, list[str], dict[str, Any]], dict[str, Any]]
 
 
-def ensure_reporting_schema(wh: Warehouse, vlp_units: list[str] | None = None) -> None:
-    """Tables and views every report relies on (idempotent); writes the configured VLP list."""
+def ensure_reporting_schema(wh: Warehouse, vlp_units: list[str] | None = None,
+                            assets: list[Asset] | None = None) -> None:
+    """Tables and views every report relies on (idempotent); writes the configured VLP units and assets."""
     ensure_p114_schema(wh)
     ensure_iris_schema(wh)
-    wh.ensure_tables([BMU_REFERENCE, CONFIG_VLP_UNITS])
-    if vlp_units is not None:
-        sync_configured_vlp_units(wh, vlp_units)
+    ensure_assets_schema(wh, assets, vlp_units)
     for view in ("vlp_bm_units", "mart_vlp_revenue_p114"):
         wh.execute(render(f"views/{view}.sql.j2", wh))
 
@@ -105,7 +110,7 @@ def _existing_iris_tables(wh: Warehouse) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------- reports
-def _prepare_vlp(wh: Warehouse, o: ReportOptions, warnings: list[str]) -> dict[str, Any]:
+def _prepare_vlp(wh: Warehouse, o: ReportOptions, warnings: list[str], context: dict[str, Any]) -> dict[str, Any]:
     first, last = _settlement_window(wh, o, 7)
     if not wh.scalar(f"SELECT COUNT(*) FROM {wh.ref(BMU_REFERENCE.name)}"):
         warnings.append("no BM unit reference data is loaded (python run.py reference bmunits): VLP units are "
@@ -124,21 +129,46 @@ def _prepare_vlp(wh: Warehouse, o: ReportOptions, warnings: list[str]) -> dict[s
     return {"date_from": first, "date_to": last}
 
 
-def _prepare_completeness(wh: Warehouse, o: ReportOptions, warnings: list[str]) -> dict[str, Any]:
+def _prepare_revenue(wh: Warehouse, o: ReportOptions, warnings: list[str], context: dict[str, Any]) -> dict[str, Any]:
+    first, last = _settlement_window(wh, o, 7)
+    context["p415_versions"] = ", ".join(f"'{v}'" for v in P415_VERSIONS)  # our constant, 3 digits each
+    if wh.scalar(f"SELECT COUNT(*) FROM {wh.ref('assets')}"):
+        context["population"] = "assets"
+        context["population_text"] = ("the assets (python run.py assets list: the imported CSV, the settings' "
+                                      "assets and VLP units, and Elexon's secondary units)")
+        warnings.extend(asset_warnings(wh, first, last))
+    else:
+        context["population"] = "secondary"
+        context["population_text"] = "every V__ (secondary) unit in the settlement data, as no asset is listed"
+        warnings.append("no assets are listed (python run.py assets import FILE.csv, [[reporting.assets]] in the "
+                        "settings, or python run.py reference bmunits): showing every V__ unit in the settlement data")
+    return {"date_from": first, "date_to": last}
+
+
+def _prepare_completeness(wh: Warehouse, o: ReportOptions, warnings: list[str], context: dict[str, Any]) -> dict[str, Any]:
     first, last = _settlement_window(wh, o, 30)
     time_from = dt.datetime.combine(first, dt.time(), tzinfo=dt.timezone.utc)
     time_to = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
-    return {"date_from": first, "date_to": last, "time_from": time_from, "time_to": time_to}
+    now = o.now or dt.datetime.now(dt.timezone.utc)
+    return {"date_from": first, "date_to": last, "time_from": time_from, "time_to": time_to,
+            "data_until": min(time_to, now)}
 
 
-def _prepare_self_balancing(wh: Warehouse, o: ReportOptions, warnings: list[str]) -> dict[str, Any]:
+def _prepare_self_balancing(wh: Warehouse, o: ReportOptions, warnings: list[str], context: dict[str, Any]) -> dict[str, Any]:
     first, last = _settlement_window(wh, o, 30)
     if not 0 <= o.threshold <= 1:
         raise ReportError(f"--threshold must be between 0 and 1, got {o.threshold}")
+    population = o.population
+    if population not in SELF_BALANCING_POPULATIONS:
+        raise ReportError(f"--population must be one of {', '.join(SELF_BALANCING_POPULATIONS)}, got {population!r}")
+    if population == "auto":
+        population = "assets" if wh.scalar(f"SELECT COUNT(*) FROM {wh.ref('assets')}") else "accepted"
+    context["population"] = population
+    context["population_text"] = SELF_BALANCING_POPULATIONS[population]
     return {"date_from": first, "date_to": last, "min_mwh": float(o.min_mwh), "threshold": float(o.threshold)}
 
 
-def _prepare_live(wh: Warehouse, o: ReportOptions, warnings: list[str]) -> dict[str, Any]:
+def _prepare_live(wh: Warehouse, o: ReportOptions, warnings: list[str], context: dict[str, Any]) -> dict[str, Any]:
     tables = _existing_iris_tables(wh)
     now = o.now or dt.datetime.now(dt.timezone.utc)
     as_of = o.as_of
@@ -155,6 +185,12 @@ def _prepare_live(wh: Warehouse, o: ReportOptions, warnings: list[str]) -> dict[
     return {"as_of": as_of, "hour_before": as_of - dt.timedelta(hours=1), "lookback_from": as_of - LIVE_LOOKBACK}
 
 
+SELF_BALANCING_POPULATIONS = {
+    "auto": "the assets when any are listed, else the units with a BM acceptance",
+    "assets": "the assets (python run.py assets list), interconnectors excluded",
+    "accepted": "BM units with at least one accepted bid or offer volume (BO4) in the window, interconnectors excluded",
+    "all": "every BM unit in the settlement data except interconnectors (ids I_…)",
+}
 LIVE_LOOKBACK = dt.timedelta(days=2)  # live_grid reads only this far back (BigQuery partitions scanned)
 
 REPORTS: dict[str, ReportSpec] = {
@@ -172,6 +208,31 @@ REPORTS: dict[str, ReportSpec] = {
             (Section("by_unit", "reports/vlp_revenue.sql.j2", "VLP revenue per unit and day, with daily totals"),
              Section("daily", "reports/vlp_revenue_daily.sql.j2", "VLP revenue per day")),
             _prepare_vlp,
+        ),
+        ReportSpec(
+            "revenue",
+            "Settled revenue per asset (P114)",
+            "Per asset and settlement date, from the canonical run (DF > RF > R3 > R2 > R1 > SF > II; the run used "
+            "is shown). BM cashflow (£) = sum of the unit's BO4 bid + offer cashflows. Non-delivery charge (£) = "
+            "BP7 field 3, a debit. VLP compensation (£, P415) = BP7 field 23 (secondary BM unit compensation "
+            "volume) x SPI field 53 (supplier sourcing cost), a debit; NULL for files whose flow version predates "
+            "P415 (the checks section compares it with the party's APC daily total). Net BM revenue (£) = BM "
+            "cashflow - non-delivery - VLP compensation. Export / import (MWh) = the metered volume QM (BP7 field "
+            "8) when positive / negative, before losses; loss-adjusted = QM x TLM. Throughput = export + import; "
+            "full cycles = throughput / (2 x the asset's energy capacity). Energy value at the imbalance price (£) "
+            "= (QM x TLM - accepted BM volume) x the system price: the value of the metered position IF the unit "
+            "held no contracts, not its traded revenue; at the MID price likewise, where MID is loaded for every "
+            "period. Captured spread (£/MWh) = export-weighted minus import-weighted system price. Run movement: "
+            "each figure in every run loaded and its change from the previous run; *_change columns = canonical "
+            "minus the first run loaded. Not included: imbalance settled per energy account, contracts, DFS, "
+            "capacity market, ancillary services.",
+            (Section("assets", "reports/revenue_assets.sql.j2", "Per asset over the window, by net BM revenue"),
+             Section("by_unit", "reports/revenue.sql.j2", "Per asset and settlement date"),
+             Section("daily", "reports/revenue_daily.sql.j2", "Per settlement date, all assets (components)"),
+             Section("by_period", "reports/revenue_periods.sql.j2", "Per asset and settlement period"),
+             Section("runs", "reports/revenue_runs.sql.j2", "Run movement: each run loaded and its change"),
+             Section("checks", "reports/revenue_checks.sql.j2", "Checks against the parties' APC daily totals")),
+            _prepare_revenue,
         ),
         ReportSpec(
             "completeness",
@@ -193,9 +254,10 @@ REPORTS: dict[str, ReportSpec] = {
             "(BO4, the same settlement data, so no cross-source id join); self-balancing volume = metered volume "
             "- min(directed, metered); share = self-balancing / metered. A unit below the minimum metered volume "
             "is 'below minimum'; otherwise 'self-balancing' when its share is at least the threshold, else "
-            "'system-directed'. The summary covers units at or above the minimum.",
+            "'system-directed'. The summary covers the units of the population at or above the minimum; "
+            "interconnectors are never included.",
             (Section("units", "reports/self_balancing.sql.j2", "Per BM unit"),
-             Section("summary", "reports/self_balancing_summary.sql.j2", "Market-wide")),
+             Section("summary", "reports/self_balancing_summary.sql.j2", "All units of the population")),
             _prepare_self_balancing,
         ),
         ReportSpec(
@@ -219,21 +281,23 @@ REPORTS: dict[str, ReportSpec] = {
 
 def run_report(wh: Warehouse, name: str, options: ReportOptions | None = None, *, ensure: bool = True) -> ReportResult:
     """Run report ``name`` and return its sections as Arrow tables."""
-    spec, options, params, warnings = _prepare(wh, name, options, ensure)
+    spec, options, params, warnings, context = _prepare(wh, name, options, ensure)
     sections: dict[str, pa.Table] = {}
-    for section, sql in _section_queries(wh, spec, warnings):
+    for section, sql in _section_queries(wh, spec, warnings, context):
         sections[section] = sql if isinstance(sql, pa.Table) else wh.query(sql, params)
     if name == "completeness":
         sections["p114"] = _add_overdue_runs(sections["p114"], options)
     for warning in warnings:
         log.debug("%s: %s", name, warning)  # the result carries them: the caller reports each once
-    return ReportResult(spec.name, spec.title, spec.definition, params, sections, warnings)
+    definition = spec.definition + (f" Population: {context['population_text']}." if "population_text" in context else "")
+    return ReportResult(spec.name, spec.title, definition, params, sections, warnings)
 
 
 def report_sql(wh: Warehouse, name: str, options: ReportOptions | None = None) -> tuple[dict[str, Any], dict[str, str]]:
     """The parameters and, per section, the SQL report ``name`` would run (sections with nothing to query left out)."""
-    spec, options, params, warnings = _prepare(wh, name, options, ensure=True)
-    return params, {section: sql for section, sql in _section_queries(wh, spec, warnings) if isinstance(sql, str)}
+    spec, options, params, warnings, context = _prepare(wh, name, options, ensure=True)
+    return params, {section: sql for section, sql in _section_queries(wh, spec, warnings, context)
+                    if isinstance(sql, str)}
 
 
 def dry_run_report(wh: Warehouse, name: str, options: ReportOptions | None = None) -> dict[str, int]:
@@ -251,17 +315,18 @@ def _prepare(wh: Warehouse, name: str, options: ReportOptions | None, ensure: bo
         raise ReportError(f"unknown report {name!r}; reports: {', '.join(sorted(REPORTS))}")
     options = options or ReportOptions()
     if ensure:
-        ensure_reporting_schema(wh, options.vlp_units)
+        ensure_reporting_schema(wh, options.vlp_units, options.assets)
     warnings: list[str] = []
-    params = spec.prepare(wh, options, warnings)
-    return spec, options, params, warnings
+    context: dict[str, Any] = {}
+    params = spec.prepare(wh, options, warnings, context)
+    return spec, options, params, warnings, context
 
 
-def _section_queries(wh: Warehouse, spec: ReportSpec, warnings: list[str]):
+def _section_queries(wh: Warehouse, spec: ReportSpec, warnings: list[str], extra: dict[str, Any]):
     """(section name, rendered SQL) per section, or an empty Arrow table where there is nothing to query."""
     iris_tables = _existing_iris_tables(wh)
     for section in spec.sections:
-        context = {"tables": _TableMap(iris_tables)}
+        context = {"tables": _TableMap(iris_tables), **extra}
         if section.name == "iris":
             datasets = [
                 {"code": code, "table": iris_tables[code], "column": SPECS[code].event_time,

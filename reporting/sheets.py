@@ -310,4 +310,6 @@ def _chart(block: Block, sid: int, header_row: int, last: int) -> dict:
             "chartType": "LINE" if spec.type == "line" else "COLUMN", "legendPosition": "BOTTOM_LEGEND",
             "headerCount": 1, "domains": [{"domain": source(spec.x)}],
             "series": [{"series": source(y), "targetAxis": "LEFT_AXIS"} for y in spec.y]}}
+        if spec.stacked:
+            chart_spec["basicChart"]["stackedType"] = "STACKED"
     return {"addChart": {"chart": {"spec": chart_spec, "position": position}}}

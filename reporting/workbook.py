@@ -157,7 +157,8 @@ def _chart(wb, ws, block: Block, r0: int, c0: int, last: int) -> None:
     if spec.x not in block.fields or not all(y in block.fields for y in spec.y):
         return
     x_col = c0 + block.fields.index(spec.x)
-    chart = wb.add_chart({"type": spec.type})  # line | column | pie: the same names in XlsxWriter
+    kind = {"type": spec.type} | ({"subtype": "stacked"} if spec.stacked and spec.type == "column" else {})
+    chart = wb.add_chart(kind)  # line | column | pie: the same names in XlsxWriter
     chart.set_title({"name": spec.title})
     for y in spec.y:
         y_col = c0 + block.fields.index(y)

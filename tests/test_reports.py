@@ -131,7 +131,7 @@ def test_configured_vlp_units_are_added_by_exact_id(fixture_wh):
 
 # ---------------------------------------------------------------------------------------- self_balancing
 def test_self_balancing_per_unit_and_summary(fixture_wh):
-    result = run_report(fixture_wh, "self_balancing", ReportOptions(date_from=SHORT, date_to=LONG))
+    result = run_report(fixture_wh, "self_balancing", ReportOptions(date_from=SHORT, date_to=LONG, population="all"))
     assert rows(result, "units") == [
         {"bm_unit_id": "T_DRAX-1", "lead_party_id": "DRAX", "periods": 96, "metered_volume_abs_mwh": 960.0,
          "system_directed_volume_mwh": 4.0, "self_balancing_volume_mwh": 956.0, "self_balancing_share": 0.9958,
@@ -151,11 +151,15 @@ def test_self_balancing_per_unit_and_summary(fixture_wh):
         "active_volume_mwh": 1200.0, "self_balancing_volume_mwh": 1192.0, "share_of_volume": 0.9933,
     }]
     assert "no cross-source id join" in result.definition
+    # with no assets listed, the default population is the units with an acceptance
+    default = run_report(fixture_wh, "self_balancing", ReportOptions(date_from=SHORT, date_to=LONG))
+    assert [r["bm_unit_id"] for r in rows(default, "units")] == ["T_DRAX-1", "V__AFLEX001"]
+    assert "Population: BM units with at least one accepted bid or offer" in default.definition
 
 
 def test_self_balancing_threshold_and_minimum_change_the_classification(fixture_wh):
     result = run_report(fixture_wh, "self_balancing",
-                        ReportOptions(date_from=SHORT, date_to=LONG, threshold=0.95, min_mwh=0.1))
+                        ReportOptions(date_from=SHORT, date_to=LONG, threshold=0.95, min_mwh=0.1, population="all"))
     classes = {r["bm_unit_id"]: r["classification"] for r in rows(result, "units")}
     assert classes == {"T_DRAX-1": "self-balancing", "2__AGOLD001": "self-balancing",
                        "V__AFLEX001": "system-directed", "E_TINY-1": "self-balancing"}
@@ -192,9 +196,15 @@ def test_completeness_of_iris_counts_event_times_and_gaps(fixture_wh):
     result = run_report(fixture_wh, "completeness", ReportOptions(date_from=LONG, date_to=LONG))
     got = {r["dataset"]: r for r in rows(result, "iris")}
     freq = got["FREQ"]
-    # 00:00:00-00:59:45 every 15 s (240), minus 00:10:00-00:11:45 (8): one gap of 135 s
+    # 00:00:00-00:59:45 every 15 s (240), minus 00:10:00-00:11:45 (8): a gap of 135 s, and nothing
+    # from 00:59:45 to midnight (82,815 s): the end of the day counts too
     assert (freq["row_count"], freq["event_times"], freq["expected_event_times"]) == (232, 232, 5760)
-    assert (freq["gaps"], freq["longest_gap_s"], freq["cadence_s"]) == (1, 135, 15)
+    assert (freq["gaps"], freq["longest_gap_s"], freq["cadence_s"]) == (2, 82815, 15)
+    # the same day while it is still running at 01:00:30: only the inner gap and 45 s at the end
+    running = run_report(fixture_wh, "completeness", ReportOptions(
+        date_from=LONG, date_to=LONG, now=dt.datetime(2024, 10, 27, 1, 0, 30, tzinfo=UTC)))
+    freq = next(r for r in rows(running, "iris") if r["dataset"] == "FREQ")
+    assert (freq["gaps"], freq["longest_gap_s"]) == (2, 135)
     assert (got["FUELINST"]["row_count"], got["FUELINST"]["event_times"]) == (6, 2)
 
 
@@ -264,5 +274,5 @@ def test_live_grid_headline_mix_frequency_and_outages(fixture_wh):
 
 
 def test_an_unknown_report_is_a_clear_error(fixture_wh):
-    with pytest.raises(ReportError, match="unknown report 'nope'; reports: completeness, live_grid, self_balancing, vlp_revenue"):
+    with pytest.raises(ReportError, match="unknown report 'nope'; reports: completeness, live_grid, revenue, self_balancing, vlp_revenue"):
         run_report(fixture_wh, "nope")

@@ -233,3 +233,10 @@ def layout_for(flow_version: str) -> Layout:
     if flow_version in LAYOUTS:
         return LAYOUTS[flow_version]
     return Layout(flow_version, {rec: n + 1 for rec, n in STABLE_PREFIX.items()}, known=False)
+
+
+#: Flow versions whose layout carries P415 (BP7 23 secondary compensation volume, SPI 53 supplier
+#: sourcing cost): compensation is computed for these and NULL for every other version.
+P415_VERSIONS: tuple[str, ...] = tuple(sorted(
+    v for v, layout in LAYOUTS.items()
+    if layout.known and layout.widths.get("BP7", 0) > 23 and layout.widths.get("SPI", 0) > 53))
