@@ -596,11 +596,10 @@ def assets_import(state: State, path: str) -> None:
 @click.pass_obj
 def assets_list(state: State, fmt: str) -> None:
     """Every asset, where it came from (csv, settings, reference), the user's own first."""
-    from reporting.assets import ensure_assets_schema, list_assets
+    from reporting.assets import list_assets
 
-    wh = state.warehouse(create=False)
-    ensure_assets_schema(wh, state.settings.reporting.assets, state.settings.reporting.vlp_units)
-    _print_rows(list_assets(wh).to_pylist(), fmt)
+    reporting = state.settings.reporting
+    _print_rows(list_assets(state.warehouse(create=False), reporting.assets, reporting.vlp_units).to_pylist(), fmt)
 
 
 # ---------------------------------------------------------------------------------------- query

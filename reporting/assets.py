@@ -114,8 +114,10 @@ def import_assets(wh: Warehouse, path: str | Path) -> int:
     return len(assets)
 
 
-def list_assets(wh: Warehouse) -> pa.Table:
-    ensure_assets_schema(wh)
+def list_assets(wh: Warehouse, settings_assets: list[Asset] | None = None,
+                vlp_units: list[str] | None = None) -> pa.Table:
+    """Every asset and its source, after writing the settings' assets and VLP units when given."""
+    ensure_assets_schema(wh, settings_assets, vlp_units)
     return wh.query(render("reports/assets_list.sql.j2", wh))
 
 

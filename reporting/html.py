@@ -173,18 +173,25 @@ def _tick_label(value: float, ticks: list[float], unit: str) -> str:
     return f"{sign}{text} {unit}".rstrip()
 
 
+def _frame(title: str, w: int, h: int, left: int, ticks: list[float], y, unit: str, zero_line: bool = False) -> list[str]:
+    """An SVG chart's opening: its title, a grid line and label per tick, and (columns) the zero line."""
+    out = [f"<svg viewBox='0 0 {w} {h}' width='{w}' height='{h}' role='img' aria-label='{escape(title)}'>",
+           f"<text x='{left}' y='12' font-weight='600'>{escape(title)}</text>",
+           *(f"<line x1='{left}' x2='{w - 10}' y1='{y(t):.1f}' y2='{y(t):.1f}' stroke='#e3e8ef'/>"
+             f"<text x='{left - 6}' y='{y(t) + 4:.1f}' text-anchor='end'>{_tick_label(t, ticks, unit)}</text>"
+             for t in ticks)]
+    if zero_line:
+        out.append(f"<line x1='{left}' x2='{w - 10}' y1='{y(0.0):.1f}' y2='{y(0.0):.1f}' stroke='#9aa5b5'/>")
+    return out
+
+
 def _line(title: str, labels: list[str], series: list[list[float | None]]) -> str:
     w, h, left, pad = 640, 220, 72, 18
     ticks, y = _scale([v for s in series for v in s], h - 16, pad)
     unit = _unit(title)
     n = max(len(labels) - 1, 1)
     x = lambda i: left + i * (w - left - 10) / n  # noqa: E731
-    out = [f"<svg viewBox='0 0 {w} {h}' width='{w}' height='{h}' role='img' aria-label='{escape(title)}'>",
-           f"<text x='{left}' y='12' font-weight='600'>{escape(title)}</text>"]
-    for value in ticks:
-        yy = y(value)
-        out.append(f"<line x1='{left}' x2='{w - 10}' y1='{yy:.1f}' y2='{yy:.1f}' stroke='#e3e8ef'/>"
-                   f"<text x='{left - 6}' y='{yy + 4:.1f}' text-anchor='end'>{_tick_label(value, ticks, unit)}</text>")
+    out = _frame(title, w, h, left, ticks, y, unit)
     for k, values in enumerate(series):
         points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values) if v is not None)
         out.append(f"<polyline fill='none' stroke='{PALETTE[k]}' stroke-width='1.6' points='{points}'/>")
@@ -203,12 +210,7 @@ def _columns(title: str, labels: list[str], values: list[float | None]) -> str:
     n = max(len(vals), 1)
     slot = (w - left - 10) / n
     zero = y(0.0)
-    out = [f"<svg viewBox='0 0 {w} {h}' width='{w}' height='{h}' role='img' aria-label='{escape(title)}'>",
-           f"<text x='{left}' y='12' font-weight='600'>{escape(title)}</text>",
-           *(f"<line x1='{left}' x2='{w - 10}' y1='{y(t):.1f}' y2='{y(t):.1f}' stroke='#e3e8ef'/>"
-             f"<text x='{left - 6}' y='{y(t) + 4:.1f}' text-anchor='end'>{_tick_label(t, ticks, unit)}</text>"
-             for t in ticks),
-           f"<line x1='{left}' x2='{w - 10}' y1='{zero:.1f}' y2='{zero:.1f}' stroke='#9aa5b5'/>"]
+    out = _frame(title, w, h, left, ticks, y, unit, zero_line=True)
     for i, (label, v) in enumerate(zip(labels, vals)):
         top, bottom = sorted((y(v), zero))
         colour = "#2ca02c" if v >= 0 else "#d62728"
@@ -230,12 +232,7 @@ def _stacked(title: str, labels: list[str], series: list[list[float | None]], na
     unit = _unit(title)
     n = max(len(labels), 1)
     slot = (w - left - 10) / n
-    out = [f"<svg viewBox='0 0 {w} {h}' width='{w}' height='{h}' role='img' aria-label='{escape(title)}'>",
-           f"<text x='{left}' y='12' font-weight='600'>{escape(title)}</text>",
-           *(f"<line x1='{left}' x2='{w - 10}' y1='{y(t):.1f}' y2='{y(t):.1f}' stroke='#e3e8ef'/>"
-             f"<text x='{left - 6}' y='{y(t) + 4:.1f}' text-anchor='end'>{_tick_label(t, ticks, unit)}</text>"
-             for t in ticks),
-           f"<line x1='{left}' x2='{w - 10}' y1='{y(0.0):.1f}' y2='{y(0.0):.1f}' stroke='#9aa5b5'/>"]
+    out = _frame(title, w, h, left, ticks, y, unit, zero_line=True)
     for i, label in enumerate(labels):
         bx, up, down = left + i * slot + slot * 0.15, 0.0, 0.0
         for k, s in enumerate(values):

@@ -104,6 +104,10 @@ def partition_columns() -> dict[str, str]:
         table_name(code): spec.event_time for code, spec in SPECS.items()}
 
 
+def _assets_listed(wh: Warehouse) -> bool:
+    return bool(wh.scalar(f"SELECT COUNT(*) FROM {wh.ref('assets')}"))
+
+
 def _existing_iris_tables(wh: Warehouse) -> dict[str, str]:
     existing = wh.table_names()
     return {code: table_name(code) for code in SPECS if table_name(code) in existing}
@@ -132,7 +136,7 @@ def _prepare_vlp(wh: Warehouse, o: ReportOptions, warnings: list[str], context: 
 def _prepare_revenue(wh: Warehouse, o: ReportOptions, warnings: list[str], context: dict[str, Any]) -> dict[str, Any]:
     first, last = _settlement_window(wh, o, 7)
     context["p415_versions"] = ", ".join(f"'{v}'" for v in P415_VERSIONS)  # our constant, 3 digits each
-    if wh.scalar(f"SELECT COUNT(*) FROM {wh.ref('assets')}"):
+    if _assets_listed(wh):
         context["population"] = "assets"
         context["population_text"] = ("the assets (python run.py assets list: the imported CSV, the settings' "
                                       "assets and VLP units, and Elexon's secondary units)")
@@ -162,7 +166,7 @@ def _prepare_self_balancing(wh: Warehouse, o: ReportOptions, warnings: list[str]
     if population not in SELF_BALANCING_POPULATIONS:
         raise ReportError(f"--population must be one of {', '.join(SELF_BALANCING_POPULATIONS)}, got {population!r}")
     if population == "auto":
-        population = "assets" if wh.scalar(f"SELECT COUNT(*) FROM {wh.ref('assets')}") else "accepted"
+        population = "assets" if _assets_listed(wh) else "accepted"
     context["population"] = population
     context["population_text"] = SELF_BALANCING_POPULATIONS[population]
     return {"date_from": first, "date_to": last, "min_mwh": float(o.min_mwh), "threshold": float(o.threshold)}
