@@ -2,18 +2,19 @@
 
 Generates a week of S0142 files in the real format (including the 50-period clock-change day of
 26 October 2025 and several settlement runs of the same dates, one of them re-published), a
-day of IRIS messages laid out as Elexon's client writes them (DIR/<DATASET>/<message id>) and the
-BM unit reference list as the Insights API returns it, loads them with the same code a user runs
-on real data, runs every report and writes the local dashboard
-(never to a Google Sheet). Re-running is safe: the inputs are generated identically and the loaders
+day of IRIS messages laid out as Elexon's client writes them (DIR/<DATASET>/<message id>), the
+BM unit reference list as the Insights API returns it and an asset list naming two batteries;
+loads them with the same code a user runs on real data, runs every report and writes the local
+dashboard (never to a Google Sheet). Re-running is safe: the inputs are generated identically and the loaders
 skip what they have.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -24,6 +25,7 @@ from ingest.iris.load import IrisLoader
 from ingest.p114.backfill import BackfillSummary, run_backfill
 from core.config import Settings
 from ingest.p114.generate import default_created_at, sample_units, write_s0142
+from reporting.assets import import_assets
 from reporting.reference import load_bmunits
 from reporting.refresh import RefreshResult, refresh, report_options
 from warehouse.base import Warehouse
@@ -47,13 +49,13 @@ class DemoResult:
 
 DEMO_UNITS = {"units": 60, "parties": 8, "seed": 42}
 #: Elexon's bmUnitType per kind of unit (V: secondary, the VLP units)
-BMU_TYPES = {"vlp": "V", "supplier": "S", "consumer": "S", "transmission": "T", "embedded": "E",
+BMU_TYPES = {"vlp": "V", "supplier": "S", "battery": "S", "consumer": "S", "transmission": "T", "embedded": "E",
              "interconnector": "I", "other": "M"}
 
 
 def write_demo_p114(directory: Path, *, units: int = 60, parties: int = 8, seed: int = 42) -> list[Path]:
     """Write the demo week of S0142 files into ``directory`` (identical on every call)."""
-    population = sample_units(units, parties, seed)
+    population = demo_units(units, parties, seed)
     paths = []
     for day, runs in DEMO_RUNS.items():
         for run in runs:
@@ -65,9 +67,28 @@ def write_demo_p114(directory: Path, *, units: int = 60, parties: int = 8, seed:
     return paths
 
 
-def demo_units() -> list:
+#: two of the demo's supplier-registered units are batteries (they import and export, and are often accepted)
+DEMO_BATTERIES = {"2__DFLEX00H": "Flexpower Didcot battery", "2__JFLEX00M": "Flexpower Grendon battery"}
+
+
+def demo_units(units: int = DEMO_UNITS["units"], parties: int = DEMO_UNITS["parties"],
+               seed: int = DEMO_UNITS["seed"]) -> list:
     """The demo's BM units: the S0142 files, the reference list and the IRIS messages all use them."""
-    return sample_units(DEMO_UNITS["units"], DEMO_UNITS["parties"], DEMO_UNITS["seed"])
+    return [replace(u, kind="battery") if u.bm_unit_id in DEMO_BATTERIES else u
+            for u in sample_units(units, parties, seed)]
+
+
+def write_demo_assets(path: Path) -> Path:
+    """The demo's asset list, as a user keeps theirs: the batteries (2-hour, power from the generated capacity)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["bm_unit_id", "name", "kind", "power_mw", "energy_mwh", "lead_party"])
+        for u in demo_units():
+            if u.bm_unit_id in DEMO_BATTERIES:
+                power = round(2 * u.capacity_mwh, 1)  # capacity_mwh is per half hour
+                out.writerow([u.bm_unit_id, DEMO_BATTERIES[u.bm_unit_id], "battery", power, 2 * power, u.lead_party_id])
+    return path
 
 
 def _national_grid_id(elexon_id: str) -> str:
@@ -93,7 +114,7 @@ IRIS_DAY = dt.datetime(2025, 10, 26, tzinfo=dt.timezone.utc)  # the long clock-c
 def write_demo_iris(directory: Path, spacing_s: float = 9.0) -> int:
     """A day of IRIS messages (FREQ every 2 minutes, FUELINST every 5, …) as an Elexon-client file drop."""
     units = [(u.bm_unit_id, _national_grid_id(u.bm_unit_id))  # as in the demo's reference data
-             for u in demo_units() if u.kind in ("transmission", "embedded", "interconnector", "vlp", "supplier")]
+             for u in demo_units() if u.kind in ("transmission", "embedded", "interconnector", "vlp", "battery", "supplier")]
     generator = IrisGenerator(IRIS_DAY, seed=42, bm_units=units)
     messages = list(generator.messages(int(86_400 / spacing_s), spacing_s=spacing_s))
     write_file_drop(directory, messages)
@@ -127,6 +148,7 @@ def run_demo(wh: Warehouse, settings: Settings, directory: str | Path = "data/de
     iris = replay_directory(IrisLoader(wh), iris_dir)
     reference = write_demo_reference(directory / "reference" / "bmunits.json")
     bm_units = load_bmunits(wh, body=reference.read_bytes())
+    import_assets(wh, write_demo_assets(directory / "assets.csv"))
     output_dir = output_dir or Path(settings.output_dir) / "demo"
     local = Settings(output_dir=str(output_dir), reporting=settings.reporting)  # never the user's Google Sheet
     options = report_options(local, date_from=DEMO_DAYS[0], date_to=DEMO_DAYS[-1], demo=True)

@@ -268,15 +268,21 @@ REPORTS: dict[str, ReportSpec] = {
             "live_grid",
             "Live grid",
             "From IRIS data at the as-of time (the latest frequency reading unless given): the latest frequency "
-            "and the last hour of readings; the generation mix of the latest FUELINST publication "
-            "(generation excludes interconnectors); bid-offer acceptances in the last hour; total MEL and MIL "
-            "(each unit's latest submission covering the as-of time, interpolated); active REMIT outages "
-            "(latest revision, event covering the as-of time). Readings and submissions are looked up in the two "
+            "and the last hour of readings. Generation mix: the latest FUELINST publication, grouped (gas = CCGT + "
+            "OCGT, hydro = NPSHYD, pumped storage = PS, other = OIL, OTHER and any new code; raw codes listed), "
+            "shares of generation excluding interconnectors (the headline's generation); interconnector flows "
+            "apart (imports positive, exports negative). Bid-offer acceptances in the last hour; total MEL and MIL "
+            "(each unit's latest submission covering the as-of time, interpolated). Outages: REMIT messages, latest "
+            "revision, event covering the as-of time, not dismissed; per unit, available capacity = the lowest over "
+            "its outages of the outage profile's value at the as-of time (else the message's available capacity), "
+            "unavailable = normal capacity - available, between 0 and the normal capacity (overlapping outages of "
+            "one unit are not added); the headline sums units. Readings and submissions are looked up in the two "
             "days before the as-of time; REMIT in full (an outage published long ago can still be active).",
             (Section("headline", "reports/live_grid_headline.sql.j2", "Now"),
              Section("frequency", "reports/live_grid_frequency.sql.j2", "Frequency, last hour"),
              Section("fuel_mix", "reports/live_grid_fuel_mix.sql.j2", "Generation mix"),
-             Section("outages", "reports/live_grid_outages.sql.j2", "Active outages")),
+             Section("interconnectors", "reports/live_grid_interconnectors.sql.j2", "Interconnector flows"),
+             Section("outages", "reports/live_grid_outages.sql.j2", "Units with active outages")),
             _prepare_live,
         ),
     ]
@@ -341,7 +347,8 @@ def _section_queries(wh: Warehouse, spec: ReportSpec, warnings: list[str], extra
                 yield section.name, pa.table({"dataset": pa.array([], pa.string())})
                 continue
             context["datasets"] = datasets
-        needs = {"live_grid_frequency": "FREQ", "live_grid_fuel_mix": "FUELINST", "live_grid_outages": "REMIT"}
+        needs = {"live_grid_frequency": "FREQ", "live_grid_fuel_mix": "FUELINST", "live_grid_interconnectors": "FUELINST",
+                 "live_grid_outages": "REMIT"}
         needed = needs.get(section.template.rsplit("/", 1)[-1].removesuffix(".sql.j2"))
         if needed and needed not in iris_tables:
             warnings.append(f"no {needed} data loaded: section '{section.title}' is empty")

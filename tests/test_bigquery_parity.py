@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 import os
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -22,7 +23,8 @@ from ingest.iris.api import InsightsClient
 from ingest.iris.files import replay_directory
 from ingest.iris.load import IrisLoader
 from ingest.p114.backfill import run_backfill
-from ops.demo import DEMO_DAYS, write_demo_iris, write_demo_p114
+from ops.demo import DEMO_DAYS, write_demo_assets, write_demo_iris, write_demo_p114
+from reporting.assets import import_assets
 from reporting.dashboard import load_template
 from reporting.reference import load_bmunits
 from reporting.refresh import refresh, report_options
@@ -90,6 +92,7 @@ def run_pipeline(wh, inputs, sheet_id, out, sheets_endpoint, insights_url) -> di
     second = replay_directory(IrisLoader(wh), inputs / "iris", batch_size=1000)
     corrections = replay_directory(IrisLoader(wh), inputs / "iris_corrections", batch_size=1000)
     reference = load_bmunits(wh, InsightsClient(insights_url))
+    import_assets(wh, write_demo_assets(Path(out) / "assets.csv"))
     settings = settings_for(sheet_id, out)
     settings.sheets.endpoint = sheets_endpoint
     options = report_options(settings, date_from=DEMO_DAYS[0], date_to=DEMO_DAYS[-1], today=TODAY, now=NOW)

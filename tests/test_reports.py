@@ -205,7 +205,7 @@ def test_completeness_of_iris_counts_event_times_and_gaps(fixture_wh):
         date_from=LONG, date_to=LONG, now=dt.datetime(2024, 10, 27, 1, 0, 30, tzinfo=UTC)))
     freq = next(r for r in rows(running, "iris") if r["dataset"] == "FREQ")
     assert (freq["gaps"], freq["longest_gap_s"]) == (2, 135)
-    assert (got["FUELINST"]["row_count"], got["FUELINST"]["event_times"]) == (6, 2)
+    assert (got["FUELINST"]["row_count"], got["FUELINST"]["event_times"]) == (14, 2)  # 7 fuel types, 2 publications
 
 
 # ---------------------------------------------------------------------------------------- live_grid
@@ -221,7 +221,8 @@ def load_iris(wh):
     fuel = [{"dataset": "FUELINST", "publishTime": z(start + dt.timedelta(minutes=m)),
              "startTime": z(start + dt.timedelta(minutes=m - 5)), "settlementDate": "2024-10-27",
              "settlementPeriod": 2, "fuelType": f, "generation": g * (1 if m == 55 else 2)}
-            for m in (50, 55) for f, g in (("CCGT", 10000), ("WIND", 5000), ("INTFR", 1000))]
+            for m in (50, 55) for f, g in (("CCGT", 10000), ("WIND", 5000), ("NUCLEAR", 4000), ("OCGT", 200),
+                                           ("NPSHYD", 300), ("INTFR", 1000), ("INTNED", -800))]
 
     def acceptance(number, minute, rows_=1):
         t = start + dt.timedelta(minutes=minute)
@@ -240,14 +241,25 @@ def load_iris(wh):
             limit("MELS", 3, "B", 0, 60, 50, 50)]
     mils = [limit("MILS", 4, "A", 0, 60, -100, -100)]
 
-    def remit(mrid, rev, publish_min, status, start_min, end_min, unavailable):
+    def remit(mrid, rev, publish_min, status, start_min, end_min, unavailable, unit=None, normal=1000.0, profile=None):
         return {"dataset": "REMIT", "mrid": mrid, "revisionNumber": rev, "publishTime": z(start + dt.timedelta(minutes=publish_min)),
                 "eventStatus": status, "eventStartTime": z(start + dt.timedelta(minutes=start_min)),
                 "eventEndTime": z(start + dt.timedelta(minutes=end_min)), "unavailableCapacity": unavailable,
-                "normalCapacity": 1000.0, "availableCapacity": 1000.0 - unavailable, "affectedUnit": mrid}
+                "normalCapacity": normal, "availableCapacity": normal - unavailable, "affectedUnit": unit or mrid,
+                "assetId": f"T_{unit}" if unit else None,
+                "outageProfile": [{"startTime": z(start + dt.timedelta(minutes=a)), "endTime": z(start + dt.timedelta(minutes=b)),
+                                   "capacity": c} for a, b, c in profile or []]}
 
     remits = [remit("X", 1, 0, "Active", 0, 120, 200.0), remit("X", 2, 20, "Dismissed", 0, 120, 200.0),
-              remit("Y", 1, 5, "Active", -60, 180, 300.0), remit("Z", 1, 5, "Active", 120, 240, 500.0)]
+              remit("Y", 1, 5, "Active", -60, 180, 300.0), remit("Z", 1, 5, "Active", 120, 240, 500.0),
+              # BIG-1 (981 MW): two overlapping outages; A's second revision (published later) supersedes its first
+              remit("A", 1, 1, "Active", -30, 300, 892.0, "BIG-1", 981.0),
+              remit("A", 2, 2, "Active", -30, 300, 781.0, "BIG-1", 981.0),
+              remit("B", 1, 3, "Active", 0, 120, 392.0, "BIG-1", 981.0),
+              # PRO-1 (500 MW): 0 MW available for the whole event, but its profile has 350 MW back from 00:30
+              remit("C", 1, 4, "Active", 0, 120, 500.0, "PRO-1", 500.0, [(0, 30, 0.0), (30, 120, 350.0)]),
+              # published after the as-of time: not yet known
+              remit("D", 1, 61, "Active", 0, 120, 100.0, "PRO-1", 500.0)]
     IrisLoader(wh).load([iris_message("F.json", "FREQ", freq), iris_message("FU.json", "FUELINST", fuel),
                          iris_message("B.json", "BOALF", boalf), iris_message("ME.json", "MELS", mels),
                          iris_message("MI.json", "MILS", mils), iris_message("R.json", "REMIT", remits)])
@@ -259,17 +271,32 @@ def test_live_grid_headline_mix_frequency_and_outages(fixture_wh):
     # MEL: unit A's latest submission (seq 2, 200->300 MW over 00:30-01:30) at 00:59:45 is
     # 200 + 100 * 1785/3600 = 249.58; unit B 50 -> 299.6. MIL: -100.
     assert rows(result, "headline") == [{
-        "as_of": as_of, "frequency_hz": 49.95, "generation_mw": 15000, "acceptances_last_hour": 3,
-        "total_mel_mw": 299.6, "total_mil_mw": -100.0, "active_outages": 1, "unavailable_mw": 300.0,
+        "as_of": as_of, "frequency_hz": 49.95, "generation_mw": 19500, "interconnector_import_mw": 1000,
+        "interconnector_export_mw": 800, "acceptances_last_hour": 3,
+        "total_mel_mw": 299.6, "total_mil_mw": -100.0, "active_outages": 4, "unavailable_mw": 1231.0,
     }]
+    # Generation excludes interconnectors: 10000 + 200 + 5000 + 4000 + 300 = 19500 MW; INTFR imports 1000 MW,
+    # INTNED exports 800 MW (shown apart, never in the shares).
     assert rows(result, "fuel_mix") == [
-        {"fuel_type": "CCGT", "generation_mw": 10000, "share": 0.625},
-        {"fuel_type": "WIND", "generation_mw": 5000, "share": 0.3125},
-        {"fuel_type": "INTFR", "generation_mw": 1000, "share": 0.0625},
+        {"fuel_group": "gas", "fuel_types": "CCGT,OCGT", "generation_mw": 10200, "share": 0.5231},
+        {"fuel_group": "wind", "fuel_types": "WIND", "generation_mw": 5000, "share": 0.2564},
+        {"fuel_group": "nuclear", "fuel_types": "NUCLEAR", "generation_mw": 4000, "share": 0.2051},
+        {"fuel_group": "hydro", "fuel_types": "NPSHYD", "generation_mw": 300, "share": 0.0154},
+    ]
+    assert rows(result, "interconnectors") == [
+        {"interconnector": "INTFR", "flow_mw": 1000, "direction": "import"},
+        {"interconnector": "INTNED", "flow_mw": -800, "direction": "export"},
     ]
     series = rows(result, "frequency")
     assert len(series) == 232 and series[-1] == {"measurement_time": as_of, "frequency_hz": 49.95}
-    assert [o["mrid"] for o in rows(result, "outages")] == ["Y"]
+    # BIG-1: the lowest available over A (latest revision: 200) and B (589) is 200, so 781 MW, not 781 + 392;
+    # PRO-1: the profile's 350 MW at 00:59:45, so 150 MW; Y: 300 MW. X was dismissed, Z starts later.
+    outages = {(o["affected_unit"], o["asset_id"]): o for o in rows(result, "outages")}
+    assert list(outages) == [("BIG-1", "T_BIG-1"), ("Y", None), ("PRO-1", "T_PRO-1")]
+    assert {k: (o["outages"], o["mrids"], o["normal_capacity_mw"], o["available_mw"], o["unavailable_mw"])
+            for k, o in outages.items()} == {("BIG-1", "T_BIG-1"): (2, "A,B", 981.0, 200.0, 781.0),
+                                            ("Y", None): (1, "Y", 1000.0, 700.0, 300.0),
+                                            ("PRO-1", "T_PRO-1"): (1, "C", 500.0, 350.0, 150.0)}
     assert any("hours old" in w for w in result.warnings)
 
 

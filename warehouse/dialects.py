@@ -53,6 +53,21 @@ class Dialect:
         """The UTC calendar date of TIMESTAMP ``ts``."""
         return f"CAST({_expr(ts)} AS DATE)"
 
+    def json_items(self, column: str, alias: str) -> str:
+        """A FROM-clause item: one row per element of the JSON array in ``column``, named ``alias``."""
+        raise NotImplementedError
+
+    def json_text(self, item: str, key: str) -> str:
+        """The value of ``key`` in JSON object ``item``, as text."""
+        raise NotImplementedError
+
+    def json_timestamp(self, item: str, key: str) -> str:
+        """An ISO 8601 timestamp at ``key`` of JSON object ``item``, as a TIMESTAMP."""
+        raise NotImplementedError
+
+    def json_number(self, item: str, key: str) -> str:
+        return f"CAST({self.json_text(item, key)} AS {self.float64})"
+
     def number_table(self, last: int, column: str = "n") -> str:
         """A subquery with integers 1..``last`` (portable: a chain of UNION ALL)."""
         check_identifier(column)
@@ -86,6 +101,15 @@ class DuckDBDialect(Dialect):
     def add_days(self, day: str, days: str) -> str:
         return f"CAST(CAST({_expr(day)} AS DATE) + CAST({_expr(days)} AS INTEGER) AS DATE)"
 
+    def json_items(self, column: str, alias: str) -> str:
+        return f"unnest(CAST(json_extract({_expr(column)}, '$[*]') AS JSON[])) AS {check_identifier(alias)}_items({alias})"
+
+    def json_text(self, item: str, key: str) -> str:
+        return f"json_extract_string({_expr(item)}, '$.{check_identifier(key)}')"
+
+    def json_timestamp(self, item: str, key: str) -> str:
+        return f"CAST({self.json_text(item, key)} AS TIMESTAMPTZ)"
+
 
 class BigQueryDialect(Dialect):
     name = "bigquery"
@@ -111,6 +135,14 @@ class BigQueryDialect(Dialect):
     def add_days(self, day: str, days: str) -> str:
         return f"DATE_ADD({_expr(day)}, INTERVAL {_expr(days)} DAY)"
 
+    def json_items(self, column: str, alias: str) -> str:
+        return f"UNNEST(JSON_QUERY_ARRAY({_expr(column)})) AS {check_identifier(alias)}"
+
+    def json_text(self, item: str, key: str) -> str:
+        return f"JSON_VALUE({_expr(item)}, '$.{check_identifier(key)}')"
+
+    def json_timestamp(self, item: str, key: str) -> str:
+        return f"TIMESTAMP({self.json_text(item, key)})"
 
 
 DIALECTS = {"duckdb": DuckDBDialect(), "bigquery": BigQueryDialect()}

@@ -34,7 +34,7 @@ class Unit:
     bm_unit_id: str
     lead_party_id: str
     trading_unit: str  # BP7 field 13; BPI field 2 is blank when the unit is its own trading unit
-    kind: str  # supplier | consumer | transmission | embedded | vlp | interconnector | other
+    kind: str  # supplier | consumer | transmission | embedded | vlp | battery | interconnector | other
     capacity_mwh: float  # per half hour
     tlf: float
 
@@ -158,7 +158,7 @@ def generate_s0142_lines(
             base = u.capacity_mwh * rng.uniform(0.1, 0.9)
             if u.kind in ("supplier", "consumer"):
                 v = -base
-            elif u.kind in ("vlp", "interconnector", "other"):
+            elif u.kind in ("vlp", "battery", "interconnector", "other"):
                 v = base if rng.random() < 0.5 else -base
             else:
                 v = base
@@ -176,7 +176,7 @@ def generate_s0142_lines(
     # Acceptances: which unit-periods carry BO4 pairs (more for VLP and transmission units).
     accept: dict[tuple[int, int], list[tuple[int, float, float, float, float]]] = {}
     for ui, u in enumerate(units):
-        chance = {"vlp": 0.18, "transmission": 0.12, "interconnector": 0.05}.get(u.kind, 0.004)
+        chance = {"vlp": 0.18, "battery": 0.25, "transmission": 0.12, "interconnector": 0.05}.get(u.kind, 0.004)
         for p in range(n_periods):
             if rng.random() < chance:
                 pairs = []
@@ -301,13 +301,13 @@ def generate_s0142_lines(
                     block.append(f"MVR|{party}|C|{_n(v)}|0|100|")
                 if u.kind not in ("supplier", "consumer") and (ui + p) % 8 < 5:
                     cap = round(u.capacity_mwh * 2, 3)
-                    low = -cap if u.kind in ("vlp", "interconnector") else 0
+                    low = -cap if u.kind in ("vlp", "battery", "interconnector") else 0
                     block.append(f"MEL|0|{_n(cap)}|30|{_n(cap)}|")
                     block.append(f"MIL|0|{_n(low)}|30|{_n(low)}|")
                 if u.kind not in ("supplier", "consumer") and (ui + p) % 3 == 0:
                     block.append(f"RUE|{_n(u.capacity_mwh / 10)}|||||")
                     block.append(f"RDE|{_n(u.capacity_mwh / 10)}|||||")
-                    if u.kind in ("vlp", "interconnector"):
+                    if u.kind in ("vlp", "battery", "interconnector"):
                         block.append(f"RUI|{_n(u.capacity_mwh / 10)}|-5||||")
                         block.append(f"RDI|{_n(u.capacity_mwh / 10)}|-5||||")
                 for pair_no, bid_price, offer_price, bid_vol, offer_vol in pairs:
