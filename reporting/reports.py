@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -289,13 +289,14 @@ REPORTS: dict[str, ReportSpec] = {
 }
 
 
-def run_report(wh: Warehouse, name: str, options: ReportOptions | None = None, *, ensure: bool = True) -> ReportResult:
-    """Run report ``name`` and return its sections as Arrow tables."""
+def run_report(wh: Warehouse, name: str, options: ReportOptions | None = None, *, ensure: bool = True,
+               only: Collection[str] | None = None) -> ReportResult:
+    """Run report ``name`` and return its sections as Arrow tables (only the sections in ``only``, if given)."""
     spec, options, params, warnings, context = _prepare(wh, name, options, ensure)
     sections: dict[str, pa.Table] = {}
-    for section, sql in _section_queries(wh, spec, warnings, context):
+    for section, sql in _section_queries(wh, spec, warnings, context, only):
         sections[section] = sql if isinstance(sql, pa.Table) else wh.query(sql, params)
-    if name == "completeness":
+    if name == "completeness" and "p114" in sections:
         sections["p114"] = _add_overdue_runs(sections["p114"], options)
     for warning in warnings:
         log.debug("%s: %s", name, warning)  # the result carries them: the caller reports each once
@@ -332,10 +333,13 @@ def _prepare(wh: Warehouse, name: str, options: ReportOptions | None, ensure: bo
     return spec, options, params, warnings, context
 
 
-def _section_queries(wh: Warehouse, spec: ReportSpec, warnings: list[str], extra: dict[str, Any]):
+def _section_queries(wh: Warehouse, spec: ReportSpec, warnings: list[str], extra: dict[str, Any],
+                     only: Collection[str] | None = None):
     """(section name, rendered SQL) per section, or an empty Arrow table where there is nothing to query."""
     iris_tables = _existing_iris_tables(wh)
     for section in spec.sections:
+        if only is not None and section.name not in only:
+            continue
         context = {"tables": _TableMap(iris_tables), **extra}
         if section.name == "iris":
             datasets = [

@@ -300,6 +300,11 @@ def test_live_grid_headline_mix_frequency_and_outages(fixture_wh):
     assert any("hours old" in w for w in result.warnings)
 
 
+def test_a_report_runs_only_the_sections_asked_for(fixture_wh):
+    result = run_report(fixture_wh, "live_grid", only={"fuel_mix", "outages"})
+    assert list(result.sections) == ["fuel_mix", "outages"] and rows(result, "fuel_mix")[0]["fuel_group"] == "gas"
+
+
 def test_an_unknown_report_is_a_clear_error(fixture_wh):
     with pytest.raises(ReportError, match="unknown report 'nope'; reports: completeness, live_grid, revenue, self_balancing, vlp_revenue"):
         run_report(fixture_wh, "nope")
