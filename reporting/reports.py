@@ -226,7 +226,8 @@ REPORTS: dict[str, ReportSpec] = {
             "full cycles = throughput / (2 x the asset's energy capacity). Energy value at the imbalance price (£) "
             "= (QM x TLM - accepted BM volume) x the system price: the value of the metered position IF the unit "
             "held no contracts, not its traded revenue; at the MID price likewise, where MID is loaded for every "
-            "period. Captured spread (£/MWh) = export-weighted minus import-weighted system price. Run movement: "
+            "period. Captured spread (£/MWh) = export-weighted minus import-weighted system price. Money is rounded "
+            "to the penny per period, then summed. Run movement: "
             "each figure in every run loaded and its change from the previous run; *_change columns = canonical "
             "minus the first run loaded. Not included: imbalance settled per energy account, contracts, DFS, "
             "capacity market, ancillary services.",

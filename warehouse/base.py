@@ -134,6 +134,10 @@ class Warehouse(ABC):
         result = self.query(sql, params)
         return result.column(0)[0].as_py() if result.num_rows else None
 
+    def reader(self) -> "Warehouse":
+        """A handle for read-only queries on another thread, concurrently with this one (close it after)."""
+        return self
+
     def idle(self) -> None:
         """Release resources between units of work (lets other processes in on file engines)."""
 

@@ -9,6 +9,7 @@ scheduler's jobs): every operation holds its lock, so they take turns on the one
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import logging
@@ -125,6 +126,15 @@ class DuckDBWarehouse(Warehouse):
                 con.close()
             except duckdb.Error:
                 pass
+
+    def reader(self) -> "DuckDBWarehouse":
+        # a cursor is a connection of its own to the same database: DuckDB runs their queries in parallel
+        clone = copy.copy(self)
+        clone._lock = threading.RLock()
+        with self._lock:
+            clone._con = self.con.cursor()
+        clone._con.execute("SET TimeZone = 'UTC'")
+        return clone
 
     def idle(self) -> None:
         if self.path != ":memory:":  # closing an in-memory database would discard it
