@@ -62,7 +62,7 @@ def ensure_assets_schema(wh: Warehouse, settings_assets: list[Asset] | None = No
                  deletes=[Delete(ASSET_LIST.name, "source", "settings")])
     if vlp_units is not None:
         sync_configured_vlp_units(wh, vlp_units)
-    wh.execute(render("views/assets.sql.j2", wh))
+    wh.define_view("assets", render("views/assets.sql.j2", wh))
 
 
 def read_asset_csv(path: str | Path) -> list[Asset]:

@@ -82,7 +82,7 @@ def ensure_reporting_schema(wh: Warehouse, vlp_units: list[str] | None = None,
     ensure_iris_schema(wh)
     ensure_assets_schema(wh, assets, vlp_units)
     for view in ("vlp_bm_units", "mart_vlp_revenue_p114"):
-        wh.execute(render(f"views/{view}.sql.j2", wh))
+        wh.define_view(view, render(f"views/{view}.sql.j2", wh))
 
 
 # ---------------------------------------------------------------------------------------- windows

@@ -37,7 +37,7 @@ NOW = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.timezone.utc)
 TODAY = NOW.date()
 #: when a row was written, by which batch, how long parsing took: differ between any two runs
 VOLATILE = {"_ingested_at", "ingested_at", "loaded_at", "listed_at", "committed_at", "batch_id", "parse_seconds",
-            "quarantined_at", "changed_at", "failed_at", "_replaced_at"}
+            "quarantined_at", "changed_at", "failed_at", "_replaced_at", "recorded_at"}
 ARRIVAL = {"last_arrival"}  # when the test loaded the row (completeness.iris)
 MAY_BE_EMPTY = {"iris_quarantine", "iris_outages", "iris_api_windows", "p114_load_errors", "p114_portal_listed_dates", "p114_portal_listing"}
 REFERENCE = [  # five of the demo's VLP units are secondary units in Elexon's data; V__GVLPO006 is not listed

@@ -127,6 +127,35 @@ class Warehouse(ABC):
         """How SQL text refers to table ``name`` on this engine (qualified where needed)."""
         return name
 
+    # ------------------------------------------------------------ ownership (warehouse/ownership.py)
+    @abstractmethod
+    def object_info(self, name: str) -> tuple[str, str | None] | None:
+        """('table', None) or ('view', its definition) for an object called ``name``, or None (metadata only)."""
+
+    @abstractmethod
+    def create_table(self, table: Table) -> None:
+        """Create ``table`` as declared (no ownership check: :meth:`ensure_tables` is the one to call)."""
+
+    @abstractmethod
+    def read_rows(self, name: str) -> list[dict[str, Any]]:
+        """Every row of a small table, without a billed query."""
+
+    @property
+    def registry(self):
+        """The tables and views this project owns; it never touches any other."""
+        from warehouse.ownership import Registry
+
+        if getattr(self, "_registry", None) is None:
+            self._registry = Registry(self)
+        return self._registry
+
+    def define_view(self, name: str, sql: str) -> None:
+        """Run ``sql`` (CREATE OR REPLACE VIEW ``name`` …) if ``name`` is ours or new; raises NotOurTable if not."""
+        new = self.registry.claim_view(name)
+        self.execute(sql)
+        if new:
+            self.registry.record([name], "view")
+
     def query_rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return self.query(sql, params).to_pylist()
 

@@ -36,6 +36,7 @@ from core.errors import ConfigError
 from warehouse.base import (REPLACED, STALE, Batch, Batches, DataRejected, Delete, Warehouse, WarehouseError,
                             WarehouseUnavailable, iter_batches)
 from warehouse.latest import latest_statements
+from warehouse.ownership import PROJECT
 from warehouse.schema import Table, check_identifier
 from warehouse.sqlparams import used_params
 
@@ -226,31 +227,59 @@ class BigQueryWarehouse(Warehouse):
         columns = self.table_columns(table)
         return None if columns is None else {k: LOGICAL_TYPES.get(v, "STRING") for k, v in columns.items()}
 
-    def ensure_tables(self, tables: Iterable[Table]) -> None:
+    def object_info(self, name: str) -> tuple[str, str | None] | None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            t = self.client.get_table(self._table_id(name))
+        except NotFound:
+            return None
+        except (WarehouseError, ConfigError):
+            raise
+        except Exception as exc:
+            raise translate(exc, f"cannot read table {name}", data=False) from exc
+        return ("view", t.view_query) if t.table_type == "VIEW" else ("table", None)
+
+    def read_rows(self, name: str) -> list[dict[str, Any]]:
+        # tabledata.list: free, unlike a query (the ownership check costs no query bytes)
+        rows = self._call(f"read {name}", self.client.list_rows, self._table_id(name), data=False)
+        return [dict(r.items()) for r in rows]
+
+    def create_table(self, table: Table) -> None:
         from google.cloud import bigquery
 
         self._ensure_dataset()
-        for table in tables:
-            existing = self._schemas.get(table.name) or self.table_columns(table.name)
-            if existing is None:
-                bt = bigquery.Table(self._table_id(table.name), schema=[_field(c) for c in table.columns])
-                bt.description = table.description or None
-                if table.partition_by:
-                    bt.time_partitioning = bigquery.TimePartitioning(
-                        type_=bigquery.TimePartitioningType.DAY, field=table.partition_by)
-                if table.cluster_by:
-                    bt.clustering_fields = list(table.cluster_by)[:4]
-                self._call(f"create table {table.name}", self.client.create_table, bt, exists_ok=True)
-                self._schemas[table.name] = {c.name: BIGQUERY_TYPES[c.type] for c in table.columns}
-                continue
-            missing = [c for c in table.columns if c.name not in existing]
-            if missing:
-                bt = self._call(f"read table {table.name}", self.client.get_table, self._table_id(table.name))
-                for col in missing:
-                    log.info("adding column %s.%s %s", table.name, col.name, col.type)
-                bt.schema = [*bt.schema, *(_field(c) for c in missing)]
-                self._call(f"add columns to {table.name}", self.client.update_table, bt, ["schema"])
-                self._schemas[table.name] = existing | {c.name: BIGQUERY_TYPES[c.type] for c in missing}
+        bt = bigquery.Table(self._table_id(table.name), schema=[_field(c) for c in table.columns])
+        bt.description = table.description or None
+        bt.labels = {"created_by": PROJECT}
+        if table.partition_by:
+            bt.time_partitioning = bigquery.TimePartitioning(
+                type_=bigquery.TimePartitioningType.DAY, field=table.partition_by)
+        if table.cluster_by:
+            bt.clustering_fields = list(table.cluster_by)[:4]
+        self._call(f"create table {table.name}", self.client.create_table, bt, exists_ok=True)
+        self._schemas[table.name] = {c.name: BIGQUERY_TYPES[c.type] for c in table.columns}
+
+    def ensure_tables(self, tables: Iterable[Table]) -> None:
+        self._ensure_dataset()
+        created = []
+        try:
+            for table in tables:
+                existing = self._schemas.get(table.name) or self.table_columns(table.name)
+                if self.registry.claim_table(table, existing is not None):
+                    self.create_table(table)
+                    created.append(table.name)
+                    continue
+                missing = [c for c in table.columns if c.name not in existing]
+                if missing:
+                    bt = self._call(f"read table {table.name}", self.client.get_table, self._table_id(table.name))
+                    for col in missing:
+                        log.info("adding column %s.%s %s", table.name, col.name, col.type)
+                    bt.schema = [*bt.schema, *(_field(c) for c in missing)]
+                    self._call(f"add columns to {table.name}", self.client.update_table, bt, ["schema"])
+                    self._schemas[table.name] = existing | {c.name: BIGQUERY_TYPES[c.type] for c in missing}
+        finally:
+            self.registry.record(created, "table")
 
     def widen_column(self, table: str, column: str, logical_type: str) -> None:
         sql = (f"ALTER TABLE {self.ref(table)} ALTER COLUMN `{check_identifier(column)}` "

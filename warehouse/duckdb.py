@@ -164,14 +164,36 @@ class DuckDBWarehouse(Warehouse):
         return {name for (name,) in self._catalog(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")}
 
+    def object_info(self, name: str) -> tuple[str, str | None] | None:
+        rows = self._catalog("SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
+                             "AND table_name = ?", [name])
+        if not rows:
+            return None
+        if rows[0][0] != "VIEW":
+            return "table", None
+        sql = self._catalog("SELECT sql FROM duckdb_views() WHERE schema_name = 'main' AND view_name = ?", [name])
+        return "view", sql[0][0] if sql else None
+
+    def read_rows(self, name: str) -> list[dict[str, Any]]:
+        return self.query_rows(f"SELECT * FROM {check_identifier(name)}")
+
+    def create_table(self, table: Table) -> None:
+        cols = ", ".join(f'"{c.name}" {DUCKDB_TYPES[c.type]}' for c in table.columns)
+        with self._lock:
+            try:
+                self.con.execute(f"CREATE TABLE IF NOT EXISTS {check_identifier(table.name)} ({cols})")
+            except duckdb.Error as exc:
+                raise translate(exc, f"cannot create table {table.name} in {self.path}", data=True) from exc
+
     def ensure_tables(self, tables: Iterable[Table]) -> None:
         with self._lock:
+            created = []
             try:
                 for table in tables:
                     existing = self.table_columns(table.name)
-                    if existing is None:
-                        cols = ", ".join(f'"{c.name}" {DUCKDB_TYPES[c.type]}' for c in table.columns)
-                        self.con.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({cols})")
+                    if self.registry.claim_table(table, existing is not None):
+                        self.create_table(table)
+                        created.append(table.name)
                         continue
                     for col in table.columns:
                         if col.name not in existing:
@@ -183,6 +205,8 @@ class DuckDBWarehouse(Warehouse):
                 if isinstance(error, WarehouseUnavailable):
                     self._reset()
                 raise error from exc
+            finally:
+                self.registry.record(created, "table")
 
     def widen_column(self, table: str, column: str, logical_type: str) -> None:
         with self._lock:

@@ -39,7 +39,8 @@ import pyarrow as pa
 from core.errors import DataRejected, ElexonError
 from ingest.iris.datasets import LATEST, MESSAGE_TIME, SPECS, VERSIONED, DatasetShape
 from ingest.iris.decode import DecodeError, Message, dataset_of, decode_body
-from ingest.iris.tables import BATCHES, BOOKKEEPING, LEDGER, QUARANTINE, SCHEMA_CHANGES, data_table, history_table
+from ingest.iris.tables import (BATCHES, BOOKKEEPING, LEDGER, META, QUARANTINE, SCHEMA_CHANGES, data_table,
+                                history_table)
 from ingest.iris.typed import type_records
 from warehouse.base import REPLACED, STALE, Batch, Replace, Warehouse
 from warehouse.schema import ARROW_TYPES
@@ -299,6 +300,10 @@ class IrisLoader:
             found = self.wh.logical_columns(table)
             if found is None:
                 return None
+            # before anything reads its shape: a table of ours carries our lineage columns; the user's never do
+            self.wh.registry.claim_existing(table, found, {c.name: c.type for c in META[:3]},
+                                            "snake_case columns of the dataset's fields and the lineage columns "
+                                            + ", ".join(c.name for c in META))
             self._columns[table] = {k: v for k, v in found.items() if not k.startswith("_")}
         return self._columns[table]
 
@@ -315,9 +320,10 @@ class IrisLoader:
 
     def _latest_view(self, shape: DatasetShape) -> None:
         spec = shape.spec
-        self.wh.execute(render("views/iris_latest_revision.sql.j2", self.wh, table=shape.table,
-                               view=shape.table + "_latest", partition=spec.latest_by,
-                               order=tuple(k for k in spec.key if k not in spec.latest_by)))
+        view = shape.table + "_latest"
+        self.wh.define_view(view, render("views/iris_latest_revision.sql.j2", self.wh, table=shape.table, view=view,
+                                         partition=spec.latest_by,
+                                         order=tuple(k for k in spec.key if k not in spec.latest_by)))
 
     def _typed(self, code: str, group: _Group, lineage: _Lineage, fresh: Sequence[Message], result: BatchResult,
                now: dt.datetime):

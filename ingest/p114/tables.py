@@ -140,6 +140,6 @@ CANONICAL_VIEWS: dict[str, str] = {
 def ensure_p114_schema(wh: Warehouse) -> None:
     """Create the P114 tables (adding any new columns) and (re)define the canonical views."""
     wh.ensure_tables(ALL_TABLES)
-    wh.execute(render("views/p114_canonical_files.sql.j2", wh))
+    wh.define_view("p114_canonical_files", render("views/p114_canonical_files.sql.j2", wh))
     for view, source in CANONICAL_VIEWS.items():
-        wh.execute(render("views/p114_canonical.sql.j2", wh, view=view, source=source))
+        wh.define_view(view, render("views/p114_canonical.sql.j2", wh, view=view, source=source))
