@@ -569,6 +569,56 @@ def reference_bmunits(state: State, path: str | None) -> None:
     click.echo(f"Loaded {count:,} BM units into bmu_reference")
 
 
+@cli.group("import")
+def import_group() -> None:
+    """Bring in history from tables you already have."""
+
+
+@import_group.command("legacy")
+@click.argument("source_table", required=False)
+@click.option("--dataset", "code", help="The Elexon dataset the table holds (FREQ, BOALF, FUELINST, …).")
+@click.option("--mapping", type=click.Path(), help="A CSV of table,dataset lines: import each table.")
+@click.option("--chunk-days", type=int, default=0, show_default=True,
+              help="Import in chunks of this many days of event time (0: the whole table in one statement).")
+@click.pass_obj
+def import_legacy_cmd(state: State, source_table: str | None, code: str | None, mapping: str | None,
+                      chunk_days: int) -> None:
+    """Import SOURCE_TABLE, a table your own scripts filled with an IRIS / Insights dataset.
+
+    Columns may be Elexon's names (measurementTime) or snake_case, values STRING or typed. Rows
+    are typed in the warehouse (on BigQuery nothing is downloaded); rows that do not convert go to
+    iris_quarantine; rows whose key is already stored are skipped. Resumable and idempotent.
+    SOURCE_TABLE on BigQuery: table, dataset.table or project.dataset.table.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ingest.legacy import import_legacy, read_mapping
+
+    if mapping:
+        jobs = read_mapping(mapping)
+    elif source_table and code:
+        jobs = [(source_table, code)]
+    else:
+        raise click.UsageError("give SOURCE_TABLE --dataset CODE, or --mapping FILE.csv")
+    wh = state.warehouse()
+    for table, dataset in jobs:
+        progress = Progress(TextColumn(f"[bold]{table}"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
+                            TextColumn("{task.fields[rows]}"), TimeElapsedColumn(), console=err_console,
+                            disable=not err_console.is_terminal)
+        with progress:
+            task = progress.add_task("import", total=None, rows="")
+            imported = 0
+
+            def advance(chunk, done: int, total: int) -> None:
+                nonlocal imported
+                imported += chunk.imported
+                progress.update(task, total=total, completed=done, rows=f"{imported:,} rows imported")
+
+            result = import_legacy(wh, table, dataset, chunk_days, on_chunk=advance)
+        for line in result.lines():
+            click.echo(line)
+
+
 @cli.group()
 def assets() -> None:
     """The assets reports are about: your batteries, VLP units and sites (exact BM unit ids)."""

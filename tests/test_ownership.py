@@ -30,15 +30,15 @@ def any_wh(request):
     return request.getfixturevalue("wh" if request.param == "duckdb" else "bq")
 
 
-def make_legacy_table(wh, name: str, columns: list[str], row: list | None = None) -> None:
-    """A table made by the user's own scripts (not through the project): STRING columns, a FLOAT frequency."""
+def make_legacy_table(wh, name: str, columns: list[str], row: list | None = None, numbers=("frequency",)) -> None:
+    """A table made by the user's own scripts (not through the project): STRING columns, FLOAT ``numbers``."""
     duck = wh.dialect == "duckdb"
     if not duck:
         wh._ensure_dataset()
     quote = (lambda c: f'"{c}"') if duck else (lambda c: f"`{c}`")  # noqa: E731
     text, number = ("VARCHAR", "DOUBLE") if duck else ("STRING", "FLOAT64")
     wh.execute(f"CREATE TABLE {wh.ref(name)} ("
-               + ", ".join(f"{quote(c)} {number if c == 'frequency' else text}" for c in columns) + ")")
+               + ", ".join(f"{quote(c)} {number if c in numbers else text}" for c in columns) + ")")
     if row:
         values = ", ".join(repr(v) if isinstance(v, float) else f"'{v}'" for v in row)
         wh.execute(f"INSERT INTO {wh.ref(name)} VALUES ({values})")

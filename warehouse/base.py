@@ -140,6 +140,14 @@ class Warehouse(ABC):
     def read_rows(self, name: str) -> list[dict[str, Any]]:
         """Every row of a small table, without a billed query."""
 
+    def source_ref(self, name: str) -> str:
+        """How SQL refers to a table the project does not own (a legacy table to import from)."""
+        return self.ref(name)
+
+    def source_columns(self, name: str) -> dict[str, str] | None:
+        """Column → logical type of a table the project does not own, or None if there is none."""
+        return self.logical_columns(name)
+
     @property
     def registry(self):
         """The tables and views this project owns; it never touches any other."""

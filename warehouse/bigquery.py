@@ -240,6 +240,28 @@ class BigQueryWarehouse(Warehouse):
             raise translate(exc, f"cannot read table {name}", data=False) from exc
         return ("view", t.view_query) if t.table_type == "VIEW" else ("table", None)
 
+    def _source_id(self, name: str) -> str:
+        parts = name.split(".")
+        if not 1 <= len(parts) <= 3 or not all(re.match(r"^[A-Za-z0-9_-]+$", p) for p in parts):
+            raise ValueError(f"not a table name: {name!r} (table, dataset.table or project.dataset.table)")
+        return ".".join([self.project, self.dataset][: 3 - len(parts)] + parts)
+
+    def source_ref(self, name: str) -> str:
+        return f"`{self._source_id(name)}`"
+
+    def source_columns(self, name: str) -> dict[str, str] | None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            t = self.client.get_table(self._source_id(name))
+        except NotFound:
+            return None
+        except (WarehouseError, ConfigError):
+            raise
+        except Exception as exc:
+            raise translate(exc, f"cannot read table {name}", data=False) from exc
+        return {f.name: LOGICAL_TYPES.get(f.field_type, "STRING") for f in t.schema}
+
     def read_rows(self, name: str) -> list[dict[str, Any]]:
         # tabledata.list: free, unlike a query (the ownership check costs no query bytes)
         rows = self._call(f"read {name}", self.client.list_rows, self._table_id(name), data=False)

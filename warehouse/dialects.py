@@ -68,6 +68,14 @@ class Dialect:
     def json_number(self, item: str, key: str) -> str:
         return f"CAST({self.json_text(item, key)} AS {self.float64})"
 
+    def safe_cast(self, expr: str, logical_type: str) -> str:
+        """``expr`` as ``logical_type`` (STRING, INT64, FLOAT64, BOOL, DATE, TIMESTAMP, JSON), NULL where it does not convert."""
+        raise NotImplementedError
+
+    def row_json(self, alias: str) -> str:
+        """The whole row of table alias ``alias`` as JSON text (column names kept)."""
+        raise NotImplementedError
+
     def number_table(self, last: int, column: str = "n") -> str:
         """A subquery with integers 1..``last`` (portable: a chain of UNION ALL)."""
         check_identifier(column)
@@ -100,6 +108,14 @@ class DuckDBDialect(Dialect):
 
     def add_days(self, day: str, days: str) -> str:
         return f"CAST(CAST({_expr(day)} AS DATE) + CAST({_expr(days)} AS INTEGER) AS DATE)"
+
+    def safe_cast(self, expr: str, logical_type: str) -> str:
+        types = {"STRING": "VARCHAR", "INT64": "BIGINT", "FLOAT64": "DOUBLE", "BOOL": "BOOLEAN", "DATE": "DATE",
+                 "TIMESTAMP": "TIMESTAMPTZ", "JSON": "JSON"}
+        return f"TRY_CAST({_expr(expr)} AS {types[logical_type]})"
+
+    def row_json(self, alias: str) -> str:
+        return f"CAST(to_json({check_identifier(alias)}) AS VARCHAR)"
 
     def json_items(self, column: str, alias: str) -> str:
         return f"unnest(CAST(json_extract({_expr(column)}, '$[*]') AS JSON[])) AS {check_identifier(alias)}_items({alias})"
@@ -134,6 +150,14 @@ class BigQueryDialect(Dialect):
 
     def add_days(self, day: str, days: str) -> str:
         return f"DATE_ADD({_expr(day)}, INTERVAL {_expr(days)} DAY)"
+
+    def safe_cast(self, expr: str, logical_type: str) -> str:
+        if logical_type == "JSON":
+            return f"SAFE.PARSE_JSON(CAST({_expr(expr)} AS STRING))"
+        return f"SAFE_CAST({_expr(expr)} AS {logical_type})"
+
+    def row_json(self, alias: str) -> str:
+        return f"TO_JSON_STRING({check_identifier(alias)})"
 
     def json_items(self, column: str, alias: str) -> str:
         return f"UNNEST(JSON_QUERY_ARRAY({_expr(column)})) AS {check_identifier(alias)}"
