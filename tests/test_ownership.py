@@ -117,3 +117,19 @@ def test_an_iris_table_of_an_earlier_version_is_adopted_by_its_lineage_columns(a
     assert any_wh.scalar(f"SELECT COUNT(*) FROM {any_wh.ref('bmrs_freq')}") == 2
     recorded = {r["name"]: r["adopted"] for r in any_wh.read_rows(REGISTRY.name)}
     assert recorded["bmrs_freq"] is True
+
+
+def test_a_table_another_process_just_made_is_known_as_ours_not_adopted(tmp_path, caplog):
+    from ops.scheduler import JOB_RUNS
+    from warehouse.duckdb import DuckDBWarehouse
+
+    first, second = DuckDBWarehouse(tmp_path / "w.duckdb"), DuckDBWarehouse(tmp_path / "w.duckdb")
+    try:
+        ensure_p114_schema(first)  # reads the registry
+        second.ensure_tables([JOB_RUNS])  # another worker makes a table the first has not seen
+        first.ensure_tables([JOB_RUNS])
+        assert "adopting" not in caplog.text
+        assert [r["adopted"] for r in first.read_rows(REGISTRY.name) if r["name"] == JOB_RUNS.name] == [False]
+    finally:
+        first.close()
+        second.close()

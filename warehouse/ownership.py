@@ -85,14 +85,22 @@ class Registry:
                 self._owned[REGISTRY.name] = "table"
             return self._owned
 
+    def _recorded(self, name: str, kind: str) -> bool:
+        """Recorded as ``kind``: in this process's copy, or (another process may have just made it) in the registry."""
+        if self.owned().get(name) == kind:
+            return True
+        with self._lock:
+            self._owned = None
+        return self.owned().get(name) == kind
+
     # -------------------------------------------------------------------- claiming
     def claim_table(self, table: Table, exists: bool) -> bool:
         """Before creating or altering ``table``: True if it must be created (record it after),
         False if it exists and is ours; raises :class:`NotOurTable` if it exists and is not."""
-        owned = self.owned()
+        self.owned()
         if not exists:
             return True
-        if owned.get(table.name) == "table":
+        if self._recorded(table.name, "table"):
             return False
         info = self.wh.object_info(table.name)
         existing = self.wh.logical_columns(table.name) or {}
@@ -110,7 +118,7 @@ class Registry:
     def claim_existing(self, name: str, existing: dict[str, str], markers: dict[str, str], expected: str) -> None:
         """For a table whose shape follows its data (IRIS datasets): ours if recorded, or adopted if it has
         every ``markers`` column with its type (only this project writes them); else :class:`NotOurTable`."""
-        if self.owned().get(name) == "table":
+        if self._recorded(name, "table"):
             return
         info = self.wh.object_info(name)
         if info and info[0] == "table" and all(existing.get(c) == t for c, t in markers.items()):
@@ -124,11 +132,11 @@ class Registry:
 
     def claim_view(self, name: str) -> bool:
         """Before defining view ``name``: True if it is new (record it after), False if ours; raises if not ours."""
-        if self.owned().get(name) == "view":
-            return False
-        info = self.wh.object_info(name)
+        info = self.wh.object_info(name) if self.owned().get(name) != "view" else ("view", None)
         if info is None:
             return True
+        if self._recorded(name, "view"):
+            return False
         kind, definition = info
         if kind == "view" and definition:
             owned = self.owned()
