@@ -45,6 +45,7 @@ def collect_status(wh: Warehouse, *, secret_expires: dt.date | None = None, now:
     _iris(wh, status)
     _p114(wh, status)
     _jobs(wh, status)
+    _foreign(wh, status)
     if secret_expires is not None:
         left = secret_expires - now.date()
         if left <= dt.timedelta(0):
@@ -54,6 +55,26 @@ def collect_status(wh: Warehouse, *, secret_expires: dt.date | None = None, now:
             status.warnings.append(f"the IRIS client secret expires on {secret_expires} (in {left.days} days): "
                                    "renew it at https://bmrs.elexon.co.uk/iris")
     return status
+
+
+def _foreign(wh: Warehouse, status: Status) -> None:
+    """Tables with the project's names that it did not make (the user's own): loading into them is refused."""
+    from ingest.iris.tables import API_WINDOWS, BOOKKEEPING, META
+    from ingest.legacy import LEGACY_IMPORTS
+    from ingest.p114.tables import ALL_TABLES
+    from ops.scheduler import JOB_RUNS
+    from reporting.assets import ASSET_LIST
+    from reporting.reference import BMU_REFERENCE, CONFIG_VLP_UNITS
+
+    lineage = {c.name: c.type for c in META[:3]}
+    tables = {t.name: t for t in (*ALL_TABLES, *BOOKKEEPING, API_WINDOWS, LEGACY_IMPORTS, JOB_RUNS, ASSET_LIST,
+                                  BMU_REFERENCE, CONFIG_VLP_UNITS)}
+    tables |= {table_name(code): lineage for code in SPECS}
+    found = wh.registry.foreign(tables)
+    if found:
+        status.warnings.append(f"{', '.join(found)}: table(s) with the project's names that it did not create (your "
+                               "own?); it leaves them untouched and refuses to load into them: give the project "
+                               "another dataset or DuckDB file (README: Already have BigQuery tables?)")
 
 
 def _iris(wh: Warehouse, status: Status) -> None:

@@ -133,3 +133,14 @@ def test_a_table_another_process_just_made_is_known_as_ours_not_adopted(tmp_path
     finally:
         first.close()
         second.close()
+
+
+def test_status_names_the_users_tables_it_will_not_load_into_and_creates_nothing(any_wh):
+    from ops.status import collect_status
+
+    make_legacy_table(any_wh, "bmrs_freq", LEGACY_FREQ, LEGACY_ROW)
+    make_legacy_table(any_wh, BPI.name, LEGACY_BPI)
+    status = collect_status(any_wh)
+    assert any(w.startswith("bmrs_freq, elexon_p114_s0142_bpi: table(s) with the project's names that it did not "
+                            "create") for w in status.warnings)
+    assert REGISTRY.name not in any_wh.table_names()

@@ -191,7 +191,11 @@ def test_sigterm_stops_the_scheduler_process_cleanly(tmp_path):
         while len(bus.snapshot(QUEUE)["completed"]) < 50 or not (tmp_path / "out" / "main.html").exists():
             assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else ""
             time.sleep(0.2)
-        time.sleep(2.5)  # a few more refreshes
+        html, seen, deadline = tmp_path / "out" / "main.html", set(), time.time() + 60
+        while len(seen) < 3:  # a few more refreshes (each rewrites the page), however busy the machine
+            assert time.time() < deadline and proc.poll() is None, "the scheduler stopped refreshing"
+            seen.add(html.stat().st_mtime_ns)
+            time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:

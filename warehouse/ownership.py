@@ -93,6 +93,24 @@ class Registry:
             self._owned = None
         return self.owned().get(name) == kind
 
+    def foreign(self, tables: dict[str, Table | dict[str, str]]) -> list[str]:
+        """Read-only (status): which of ``tables`` (name → its definition, or the marker columns of a table
+        shaped by its data) exist and would be refused. Creates nothing, records nothing."""
+        info = self.wh.object_info(REGISTRY.name)
+        recorded = ({r["name"] for r in self.wh.read_rows(REGISTRY.name)}
+                    if info and info[0] == "table" and self.wh.logical_columns(REGISTRY.name) == {
+                        c.name: c.type for c in REGISTRY.columns} else set())
+        found = []
+        for name in sorted(set(tables) & self.wh.table_names() - recorded):
+            existing, spec = self.wh.logical_columns(name) or {}, tables[name]
+            if isinstance(spec, Table):
+                ours = _looks_ours(existing, {c.name: c.type for c in spec.columns})
+            else:
+                ours = all(existing.get(c) == t for c, t in spec.items())
+            if not ours:
+                found.append(name)
+        return found
+
     # -------------------------------------------------------------------- claiming
     def claim_table(self, table: Table, exists: bool) -> bool:
         """Before creating or altering ``table``: True if it must be created (record it after),
