@@ -160,8 +160,8 @@ def test_bigquery_writes_use_load_jobs_and_leave_no_staging_tables(bq, monkeypat
     bq.write([Batch("things", things((D1, "A", 1.0, 1, None, None, '{"x": 1}')), key=("day", "unit"), prune="day")])
     with pytest.raises(WarehouseError):
         bq.write([("things", things((D2, "B", 1.0, 1, None, None, None))), ("things", pa.table({"zzz": [1]}))])
-    listed = [t.table_id for t in client.list_tables(f"{bq.project}.{bq.dataset}")]
-    assert listed == ["things"]
+    listed = sorted(t.table_id for t in client.list_tables(f"{bq.project}.{bq.dataset}"))
+    assert listed == ["things", "warehouse_objects"]  # the table and the registry of what the project made
     jobs = [j.job_type for j in client.list_jobs()]
     assert "load" in jobs
 
