@@ -195,17 +195,23 @@ class BigQueryWarehouse(Warehouse):
             raise translate(exc, f"{what} failed", data=data) from exc
 
     # ------------------------------------------------------------ schema
-    def table_columns(self, table: str) -> dict[str, str] | None:
+    def _get_table(self, table_id: str, name: str):
+        """The table's metadata (schema, type, view text), or None if there is none."""
         from google.api_core.exceptions import NotFound
 
         try:
-            t = self.client.get_table(self._table_id(table))
+            return self.client.get_table(table_id)
         except NotFound:
             return None
         except (WarehouseError, ConfigError):
             raise
         except Exception as exc:
-            raise translate(exc, f"cannot read table {table}", data=False) from exc
+            raise translate(exc, f"cannot read table {name}", data=False) from exc
+
+    def table_columns(self, table: str) -> dict[str, str] | None:
+        t = self._get_table(self._table_id(table), table)
+        if t is None:
+            return None
         columns = {f.name: LOGICAL_TYPES.get(f.field_type, f.field_type) for f in t.schema}
         self._schemas[table] = columns
         return columns
@@ -228,16 +234,9 @@ class BigQueryWarehouse(Warehouse):
         return None if columns is None else {k: LOGICAL_TYPES.get(v, "STRING") for k, v in columns.items()}
 
     def object_info(self, name: str) -> tuple[str, str | None] | None:
-        from google.api_core.exceptions import NotFound
-
-        try:
-            t = self.client.get_table(self._table_id(name))
-        except NotFound:
+        t = self._get_table(self._table_id(name), name)
+        if t is None:
             return None
-        except (WarehouseError, ConfigError):
-            raise
-        except Exception as exc:
-            raise translate(exc, f"cannot read table {name}", data=False) from exc
         return ("view", t.view_query) if t.table_type == "VIEW" else ("table", None)
 
     def _source_id(self, name: str) -> str:
@@ -250,16 +249,9 @@ class BigQueryWarehouse(Warehouse):
         return f"`{self._source_id(name)}`"
 
     def source_columns(self, name: str) -> dict[str, str] | None:
-        from google.api_core.exceptions import NotFound
-
-        try:
-            t = self.client.get_table(self._source_id(name))
-        except NotFound:
+        t = self._get_table(self._source_id(name), name)
+        if t is None:
             return None
-        except (WarehouseError, ConfigError):
-            raise
-        except Exception as exc:
-            raise translate(exc, f"cannot read table {name}", data=False) from exc
         return {f.name: LOGICAL_TYPES.get(f.field_type, "STRING") for f in t.schema}
 
     def read_rows(self, name: str) -> list[dict[str, Any]]:
