@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from core.config import Settings, load_settings
-from core.errors import ArgumentError, ElexonError
+from core.errors import AlertError, ArgumentError, ElexonError
 from core.logs import redact, setup_logging
 from core.settlement import RUN_PRECEDENCE, parse_run
 from warehouse import DEFAULT_URL, Warehouse, connect
@@ -333,24 +333,32 @@ def ingest_iris(state: State, connection_string, queue, iris_settings, from_dir,
     from ingest.iris.files import FILE_BATCH
     from ingest.iris.load import IrisLoader
 
+    from alerts.monitor import AlertMonitor
+
     loader = IrisLoader(state.warehouse())
-    if from_dir:
-        _replay(loader, from_dir, once=once, remove=remove, poll=poll, batch_size=batch_size or FILE_BATCH, idle=idle)
-        return
-    from ingest.iris.config import IrisSettings
-    from ingest.iris.servicebus import IrisWorker, install_stop_signals
+    monitor = AlertMonitor(loader.wh, state.settings).start()  # the data rules, after each commit
+    try:
+        if from_dir:
+            _replay(loader, from_dir, once=once, remove=remove, poll=poll, batch_size=batch_size or FILE_BATCH,
+                    idle=idle, after_commit=monitor.poke)
+            return
+        from ingest.iris.config import IrisSettings
+        from ingest.iris.servicebus import IrisWorker, install_stop_signals
 
-    settings = IrisSettings.load(connection_string=connection_string, queue_name=queue, settings_file=iris_settings,
-                                 configured=state.settings.iris, environ=state.settings.iris_environment)
-    worker = IrisWorker(loader, settings, batch_size=batch_size or int(state.settings.iris.get("batch_size", 500)),
-                        exit_when_idle_s=idle)
-    install_stop_signals(worker)
-    summary = worker.run()
-    for line in summary.lines():
-        click.echo(line)
+        settings = IrisSettings.load(connection_string=connection_string, queue_name=queue, settings_file=iris_settings,
+                                     configured=state.settings.iris, environ=state.settings.iris_environment)
+        worker = IrisWorker(loader, settings, batch_size=batch_size or int(state.settings.iris.get("batch_size", 500)),
+                            exit_when_idle_s=idle, after_commit=monitor.poke)
+        install_stop_signals(worker)
+        summary = worker.run()
+        for line in summary.lines():
+            click.echo(line)
+    finally:
+        monitor.stop()
 
 
-def _replay(loader, folder: str, *, once: bool, remove: bool, poll: float, batch_size: int, idle: float | None) -> None:
+def _replay(loader, folder: str, *, once: bool, remove: bool, poll: float, batch_size: int, idle: float | None,
+            after_commit=None) -> None:
     import signal
     import threading
     import time
@@ -361,7 +369,7 @@ def _replay(loader, folder: str, *, once: bool, remove: bool, poll: float, batch
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     quiet_since = time.monotonic()
     while True:
-        summary = replay_directory(loader, folder, batch_size=batch_size, remove=remove)
+        summary = replay_directory(loader, folder, batch_size=batch_size, remove=remove, on_batch=after_commit)
         if once or summary.loaded or summary.duplicate_messages:
             for line in summary.lines():
                 click.echo(line)
@@ -653,6 +661,59 @@ def assets_list(state: State, fmt: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------- query
+@cli.group()
+def alerts() -> None:
+    """Alert rules ([[alerts.rules]] in the settings): check them, list events, test a target."""
+
+
+@alerts.command("check")
+@click.option("--as-of", "as_of", metavar="TIME", help="Evaluate as at this UTC time (YYYY-MM-DD or RFC 3339; "
+              "default now): replays history, e.g. to try a new rule on last week's data.")
+@click.option("--kind", "kinds", multiple=True, help="Only rules of this kind (repeatable).")
+@click.pass_obj
+def alerts_check(state: State, as_of: str | None, kinds: tuple[str, ...]) -> None:
+    """Evaluate every rule once, open and close events, deliver their messages and print what fired."""
+    from alerts.events import check
+
+    if not state.settings.alerts.rules:
+        raise ArgumentError("no alert rules: add [[alerts.rules]] to the settings (see settings.example.toml)")
+    result = check(state.warehouse(), state.settings, as_of=_utc(as_of, False) if as_of else None,
+                   kinds=set(kinds) or None)
+    for line in result.lines():
+        click.echo(line)
+    if any(not s.ok for s in result.sent) or result.errors:
+        sys.exit(1)
+
+
+@alerts.command("list")
+@click.option("--open", "only_open", is_flag=True, help="Only events still open.")
+@click.option("--days", default=7, show_default=True, help="Events opened in the last N days (and every open one).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.pass_obj
+def alerts_list(state: State, only_open: bool, days: int, fmt: str) -> None:
+    """Alert events, newest first, with their deliveries."""
+    from alerts.events import list_events
+
+    rows = list_events(state.warehouse(create=False), only_open=only_open, days=days)
+    if not rows and fmt == "table":
+        click.echo("no open alert events" if only_open else f"no alert events in the last {days} days")
+        return
+    _print_rows(rows, fmt, title="Alert events")
+
+
+@alerts.command("test")
+@click.argument("target")
+@click.pass_obj
+def alerts_test(state: State, target: str) -> None:
+    """Send a test message to TARGET (a name in [alerts.targets]) and record it."""
+    from alerts.events import send_test
+
+    outcome = send_test(state.warehouse(), state.settings, target)
+    if not outcome.ok:
+        raise AlertError(f"test message to {target} failed after {outcome.attempts} attempt(s): {outcome.error}")
+    click.echo(f"test message delivered to {target}")
+
+
 @cli.command()
 @click.argument("sql")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)

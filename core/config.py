@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from alerts.rules import AlertSettings, parse_alerts
 from core.assets import FIELDS as ASSET_FIELDS
 from core.assets import Asset, parse_asset
 from core.errors import SettingsError
@@ -100,6 +101,7 @@ class Settings:
     reporting: ReportingSettings = field(default_factory=ReportingSettings)
     sheets: SheetsSettings = field(default_factory=SheetsSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
 def settings_path(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
@@ -126,7 +128,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
             raise SettingsError(f"{file}: not valid TOML: {exc}") from None
     where = str(file) if file else "environment"
     s = Settings(source=str(file) if file else None)
-    known = {"warehouse", "bigquery", "output", "p114", "iris", "reporting", "sheets", "schedule"}
+    known = {"warehouse", "bigquery", "output", "p114", "iris", "reporting", "sheets", "schedule", "alerts"}
     for section in data:
         if section not in known:
             raise SettingsError(f"{where}: unknown section [{section}]; known: {', '.join(sorted(known))}")
@@ -223,6 +225,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
     sheets.endpoint = env.get("SHEETS_API_ENDPOINT") or _str(sh, "endpoint", where, "sheets")
     s.sheets = sheets
     s.schedule = _schedule(_section(data, "schedule", where, {f.name for f in fields(ScheduleSettings)}), where)
+    s.alerts = parse_alerts(data.get("alerts", {}), where, env)
     return s
 
 

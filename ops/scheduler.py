@@ -9,7 +9,10 @@ Jobs (from ``[schedule]`` in the settings; times are Europe/London):
 * **p114_fetch**: daily, list the Elexon Portal's new publication dates and load every S0142 file
   of the last ``p114_lookback_days`` settlement dates not loaded yet (all runs, II to DF);
 * **gap_fill**: daily, re-read the last ``gap_fill_days`` UTC days of each dataset from the
-  Insights API; natural keys make it insert only what IRIS missed.
+  Insights API; natural keys make it insert only what IRIS missed;
+* **alerts**: every ``[alerts] check_minutes``, evaluate every alert rule (data health, P114,
+  failed jobs as well as the market rules); the IRIS worker also pokes a check of the data rules
+  after each committed batch (``alerts.monitor``: its own thread, never holding up ingestion).
 
 Each job runs in its own thread, so a slow or failing job never stops the others; a job still
 running when it comes due again is skipped, not doubled. The jobs share one warehouse object (a
@@ -44,7 +47,7 @@ LONDON = "Europe/London"
 JOB_RUNS = Table(
     "ops_job_runs",
     (
-        Column("job", "STRING", "iris, refresh, p114_fetch, gap_fill"),
+        Column("job", "STRING", "iris, refresh, p114_fetch, gap_fill, alerts"),
         Column("started_at", "TIMESTAMP"),
         Column("finished_at", "TIMESTAMP"),
         Column("seconds", "FLOAT64"),
@@ -87,6 +90,7 @@ class Scheduler:
         self._lock = threading.RLock()
         self._worker = None
         self._worker_thread: threading.Thread | None = None
+        self._monitor = None  # alert checks after each IRIS batch (alerts.monitor)
         self._iris_problem: str | None = None
         self.plan = schedule.Scheduler()
         self._wh: Warehouse | None = None
@@ -110,6 +114,9 @@ class Scheduler:
             self.add("p114_fetch", self._p114_fetch, lambda p: p.every().day.at(s.p114_fetch_at, LONDON))
         if s.gap_fill_at and s.gap_fill_datasets:
             self.add("gap_fill", self._gap_fill, lambda p: p.every().day.at(s.gap_fill_at, LONDON))
+        if self.settings.alerts.rules:
+            minutes = self.settings.alerts.check_minutes
+            self.add("alerts", self._alerts, lambda p: p.every(max(1, round(minutes * 60))).seconds)
         return self
 
     def add(self, name: str, fn: Callable[[Warehouse], str], when: Callable[[schedule.Scheduler], schedule.Job]) -> None:
@@ -224,6 +231,8 @@ class Scheduler:
         threads = [t for t in [*self._running.values(), self._worker_thread] if t is not None and t.is_alive()]
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        if self._monitor is not None:  # after the worker: its last batch is checked too
+            self._monitor.stop(max(1.0, deadline - time.monotonic()))
         left = [t.name for t in threads if t.is_alive()]
         if self._wh is not None and not left:
             self._wh.close()
@@ -255,7 +264,11 @@ class Scheduler:
             return
         self._iris_problem = None
         batch = int(self.settings.iris.get("batch_size", 500))
-        worker = IrisWorker(IrisLoader(self.warehouse()), iris, batch_size=batch)
+        if self._monitor is None:
+            from alerts.monitor import AlertMonitor
+
+            self._monitor = AlertMonitor(self.warehouse(), self.settings).start()
+        worker = IrisWorker(IrisLoader(self.warehouse()), iris, batch_size=batch, after_commit=self._monitor.poke)
         self._worker = worker
 
         def work() -> None:
@@ -268,6 +281,18 @@ class Scheduler:
         self._worker_thread = threading.Thread(target=work, name="iris-worker", daemon=True)
         self._worker_thread.start()
         log.info("IRIS worker started on queue %s", iris.queue_name)
+
+    def _alerts(self, wh: Warehouse) -> str:
+        from alerts.events import check
+
+        result = check(wh, self.settings)
+        for line in result.lines()[1:]:
+            log.info("alerts: %s", line.strip())
+        failed = [s for s in result.sent if not s.ok]
+        if result.errors or failed:
+            raise RuntimeError("; ".join(result.errors + [f"{s.message} of {s.rule} to {s.target}: {s.error}"
+                                                          for s in failed]))
+        return result.lines()[0]
 
     def _refresh(self, wh: Warehouse) -> str:
         from reporting.refresh import refresh

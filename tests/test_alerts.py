@@ -1,0 +1,471 @@
+"""Alerts: every rule kind fires once on hand-built data, does not repeat, and closes when it clears;
+messages go through the real apprise library to a local JSON webhook and a local SMTP server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pyarrow as pa
+import pytest
+
+from alerts.delivery import Notifier
+from alerts.events import DELIVERIES, EVENTS, check, list_events, send_test
+from core.config import load_settings
+from core.errors import SettingsError
+from ingest.iris.files import replay_directory
+from ingest.iris.load import IrisLoader
+from tests.peers.notify import Mailbox, Webhook
+
+T0 = dt.datetime(2026, 5, 6, 12, 0, tzinfo=dt.timezone.utc)  # the checks' "now" (13:00 BST)
+
+
+def z(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sp(t: dt.datetime) -> tuple[str, int]:
+    """Settlement date and period of a UTC time on a BST day (period 1 starts 23:00 UTC the day before)."""
+    local = t + dt.timedelta(hours=1)
+    return local.date().isoformat(), local.hour * 2 + local.minute // 30 + 1
+
+
+def drop(root: Path, dataset: str, rows: list[dict], arrived: dt.datetime | None = None) -> None:
+    folder = root / dataset
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{dataset}_{uuid.uuid4().hex[:10]}.json"
+    path.write_text(json.dumps(rows))
+    if arrived is not None:
+        os.utime(path, (arrived.timestamp(), arrived.timestamp()))
+
+
+def load(wh, root: Path) -> None:
+    replay_directory(IrisLoader(wh), root, remove=True)
+
+
+def settings_for(tmp_path: Path, rules: list[dict], targets: dict[str, str], extra: str = "", environ=None):
+    lines = [extra, "[alerts]", 'dashboard_url = "https://example.com/dash"', "[alerts.targets]"]
+    lines += [f"{name} = {json.dumps(url)}" for name, url in targets.items()]
+    for rule in rules:
+        lines.append("[[alerts.rules]]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in rule.items()]
+    path = tmp_path / f"settings-{uuid.uuid4().hex[:6]}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return load_settings(path, environ=environ or {})
+
+
+@pytest.fixture
+def hook():
+    server = Webhook().start()
+    yield server
+    server.stop()
+
+
+def fast(settings) -> Notifier:
+    return Notifier(settings.alerts.targets, attempts=3, wait_s=0.01)
+
+
+# ---------------------------------------------------------------------------------------- the cases
+def freq(root, start, end, hz):
+    t, rows = start, []
+    while t <= end:
+        rows.append({"dataset": "FREQ", "measurementTime": z(t), "frequency": hz(t)})
+        t += dt.timedelta(seconds=15)
+    drop(root, "FREQ", rows)
+
+
+def price_rows(prices: list[float], last_start: dt.datetime, created=T0):
+    rows = []
+    for i, price in enumerate(prices):
+        start = last_start - dt.timedelta(minutes=30 * (len(prices) - 1 - i))
+        day, period = sp(start)
+        rows.append({"dataset": "DISEBSP", "settlementDate": day, "settlementPeriod": period, "startTime": z(start),
+                     "createdDateTime": z(created), "systemSellPrice": price, "systemBuyPrice": price,
+                     "netImbalanceVolume": 100.0})
+    return rows
+
+
+def forecast(code, field, values, published, national=True):
+    rows = []
+    for i, v in enumerate(values):
+        start = T0 + dt.timedelta(minutes=30 * (i + 1))
+        day, period = sp(start)
+        row = {"dataset": code, "publishTime": z(published), "startTime": z(start), "settlementDate": day,
+               "settlementPeriod": period, field: v}
+        row.update({"boundary": "N"} if national else {"publishingPeriodCommencingTime": z(published)})
+        rows.append(row)
+    return rows
+
+
+def remit(mrid, revision, status="Active", kind="Unplanned", unavailable=500.0, unit="T_BIGGEN-1", published=T0):
+    return {"dataset": "REMIT", "mrid": mrid, "revisionNumber": revision, "publishTime": z(published - dt.timedelta(minutes=5)),
+            "createdTime": z(published - dt.timedelta(minutes=6)), "messageType": "UnavailabilitiesOfElectricityFacilities",
+            "eventType": "Production unavailability", "unavailabilityType": kind, "participantId": "P1",
+            "assetId": unit, "affectedUnit": unit, "fuelType": "CCGT", "normalCapacity": 800.0,
+            "availableCapacity": 800.0 - unavailable, "unavailableCapacity": unavailable, "eventStatus": status,
+            "eventStartTime": z(T0 - dt.timedelta(hours=1)), "eventEndTime": z(T0 + dt.timedelta(hours=5)),
+            "cause": "Turbine trip"}
+
+
+def boalf(unit, number, accepted, time_from, time_to, level=40):
+    day, period = sp(time_from)
+    return {"dataset": "BOALF", "settlementDate": day, "settlementPeriodFrom": period, "settlementPeriodTo": period,
+            "timeFrom": z(time_from), "timeTo": z(time_to), "levelFrom": level, "levelTo": level,
+            "acceptanceNumber": number, "acceptanceTime": z(accepted), "deemedBoFlag": False, "soFlag": False,
+            "amendmentFlag": "ORI", "storFlag": False, "rrFlag": False, "nationalGridBmUnit": unit, "bmUnit": unit}
+
+
+@dataclass
+class Case:
+    rule: dict
+    fire: Callable  # (root, wh) -> None: data that makes the rule fire at T0
+    clear: Callable  # (root, wh) -> the as-of time at which the condition has cleared
+    headline: str  # a piece of the open message
+
+
+def _freq_fire(root, wh):
+    freq(root, T0 - dt.timedelta(minutes=10), T0 - dt.timedelta(seconds=75), lambda t: 50.01)
+    freq(root, T0 - dt.timedelta(seconds=60), T0, lambda t: 49.71)  # 60 s outside and continuing
+
+
+def _freq_clear(root, wh):
+    freq(root, T0 + dt.timedelta(seconds=15), T0 + dt.timedelta(minutes=1), lambda t: 49.95)
+    return T0 + dt.timedelta(minutes=1)
+
+
+def _price_clear(root, wh):
+    drop(root, "DISEBSP", price_rows([80.0], T0 + dt.timedelta(minutes=30)))
+    return T0 + dt.timedelta(minutes=30)
+
+
+def _forecast_case(code, field, firing, calm, rule):
+    def fire(root, wh):
+        drop(root, code, forecast(code, field, firing, T0 - dt.timedelta(minutes=10), national=code != "LOLPDRM"))
+
+    def clear(root, wh):
+        drop(root, code, forecast(code, field, calm, T0 + dt.timedelta(minutes=5), national=code != "LOLPDRM"))
+        return T0 + dt.timedelta(minutes=10)
+
+    return fire, clear
+
+
+def _silence_fire(root, wh):
+    drop(root, "FREQ", [{"dataset": "FREQ", "measurementTime": z(T0 - dt.timedelta(minutes=10)), "frequency": 50.0}],
+         arrived=T0 - dt.timedelta(minutes=10))
+
+
+def _silence_clear(root, wh):
+    drop(root, "FREQ", [{"dataset": "FREQ", "measurementTime": z(T0 + dt.timedelta(minutes=1)), "frequency": 50.0}],
+         arrived=T0 + dt.timedelta(minutes=1))
+    return T0 + dt.timedelta(minutes=2)
+
+
+CASES = {
+    "frequency": Case({"kind": "frequency", "low": 49.8, "high": 50.2, "min_seconds": 30}, _freq_fire, _freq_clear,
+                      "system frequency below 49.8 Hz: 49.710 Hz"),
+    "price": Case({"kind": "price", "above": 1000},
+                  lambda root, wh: drop(root, "DISEBSP", price_rows([50.0, 60.0, 1200.0, 1500.0], T0)), _price_clear,
+                  "system price above £1000/MWh: £1,500.00/MWh in 2 period(s)"),
+    "margin": Case({"kind": "margin", "below": 1000},
+                   *_forecast_case("MELNGC", "margin", [2500, 500, 700], [2500, 2600, 2700], None),
+                   "national margin below 1000 MW forecast for 2026-05-06: 500 MW in period"),
+    "imbalance": Case({"kind": "imbalance", "beyond": 2000},
+                      *_forecast_case("IMBALNGC", "imbalance", [100, -2500], [100, -300], None),
+                      "national imbalance beyond ±2000 MW forecast for 2026-05-06: -2,500 MW in period 29"),
+    "lolp": Case({"kind": "lolp", "above": 0.1},
+                 *_forecast_case("LOLPDRM", "lossOfLoadProbability", [0.0, 0.2], [0.0, 0.0], None),
+                 "loss-of-load probability above 0.1 forecast for 2026-05-06: 0.2 in period"),
+    "syswarn": Case(
+        {"kind": "syswarn", "types": ["ELECTRICITY MARGIN NOTICE"]},
+        lambda root, wh: drop(root, "SYSWARN", [
+            {"dataset": "SYSWARN", "publishTime": z(T0 - dt.timedelta(minutes=10)),
+             "warningText": "ELECTRICITY MARGIN NOTICE from 16:00 to 19:00 hrs on 06/05/2026, shortfall 671 MW"},
+            {"dataset": "SYSWARN", "publishTime": z(T0 - dt.timedelta(minutes=9)),
+             "warningText": "IT SYSTEMS OUTAGE: the BMRS is degraded"}]),
+        lambda root, wh: T0 + dt.timedelta(minutes=51),  # older than the 60-minute window
+        "system warning: ELECTRICITY MARGIN NOTICE from 16:00"),
+    "outage": Case(
+        {"kind": "outage", "min_mw": 100},
+        lambda root, wh: drop(root, "REMIT", [remit("M-1", 1), remit("M-2", 1, kind="Planned"),
+                                              remit("M-3", 1, unavailable=50.0, unit="T_SMALL-1")]),
+        lambda root, wh: (drop(root, "REMIT", [remit("M-1", 2, status="Dismissed")]), T0)[1],
+        "unplanned outage of T_BIGGEN-1 (CCGT): 500 MW unavailable"),
+    "acceptance": Case(
+        {"kind": "acceptance", "units": ["2__TEST001"]},
+        lambda root, wh: drop(root, "BOALF", [
+            boalf("2__TEST001", 77, T0 - dt.timedelta(minutes=5), T0 - dt.timedelta(minutes=2), T0 + dt.timedelta(minutes=20)),
+            boalf("2__OTHER01", 78, T0 - dt.timedelta(minutes=5), T0 - dt.timedelta(minutes=2), T0 + dt.timedelta(minutes=20))]),
+        lambda root, wh: T0 + dt.timedelta(minutes=21),
+        "2__TEST001 accepted (acceptance 77): 40 to 40 MW"),
+    "silence": Case({"kind": "silence", "datasets": ["FREQ"], "factor": 3}, _silence_fire, _silence_clear,
+                    "no FREQ message for 10 minutes (limit 6 = 3 x 2 min)"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_each_rule_kind_fires_once_does_not_repeat_and_closes_when_it_clears(kind, tmp_path, wh, hook):
+    case = CASES[kind]
+    settings = settings_for(tmp_path, [{"name": f"{kind}-rule", **case.rule, "notify_close": True}], {"desk": hook.url})
+    root = tmp_path / "drop"
+    case.fire(root, wh)
+    load(wh, root)
+
+    first = check(wh, settings, as_of=T0, now=T0, notifier=fast(settings))
+    assert [e["state"] for e in first.opened] == ["open"], first.lines()
+    assert case.headline in first.opened[0]["headline"]
+    assert len(hook.posts) == 1 and hook.posts[0]["title"].startswith(f"ALERT {kind}-rule: ")
+
+    again = check(wh, settings, as_of=T0, now=T0 + dt.timedelta(minutes=1), notifier=fast(settings))
+    assert again.opened == [] and again.closed == [] and len(hook.posts) == 1
+
+    as_of = case.clear(root, wh)
+    load(wh, root)
+    cleared = check(wh, settings, as_of=as_of, now=as_of, notifier=fast(settings))
+    assert [e["rule"] for e in cleared.closed] == [f"{kind}-rule"], cleared.lines()
+    assert cleared.opened == [] or kind == "outage"
+    assert hook.posts[-1]["title"].startswith(f"CLEARED {kind}-rule: ")
+    assert list_events(wh, only_open=True, now=as_of) == []
+    stored = wh.query_rows(f"SELECT state, close_reason FROM {EVENTS.name}")
+    assert [r["state"] for r in stored] == ["closed"]
+
+
+def test_a_revised_outage_is_a_new_event_and_the_old_revision_closes(tmp_path, wh, hook):
+    settings = settings_for(tmp_path, [{"name": "outages", "kind": "outage", "min_mw": 100}], {"desk": hook.url})
+    root = tmp_path / "drop"
+    drop(root, "REMIT", [remit("M-1", 1)])
+    load(wh, root)
+    check(wh, settings, as_of=T0, now=T0, notifier=fast(settings))
+    drop(root, "REMIT", [remit("M-1", 2, unavailable=600.0, published=T0 + dt.timedelta(minutes=10))])
+    load(wh, root)
+    later = T0 + dt.timedelta(minutes=10)
+    result = check(wh, settings, as_of=later, now=later, notifier=fast(settings))
+    assert [e["subject"] for e in result.opened] == ["M-1 revision 2"]
+    assert "unplanned outage (revision 2) of T_BIGGEN-1 (CCGT): 600 MW" in result.opened[0]["headline"]
+    assert [(e["subject"], e["close_reason"]) for e in result.closed] == [("M-1 revision 1", "cleared")]
+    assert [p["title"].split(":")[0] for p in hook.posts] == ["ALERT outages", "ALERT outages"]
+
+
+def test_an_excursion_between_two_checks_fires_once_already_closed(tmp_path, wh, hook):
+    settings = settings_for(tmp_path, [{"name": "band", "kind": "frequency", "min_seconds": 30}], {"desk": hook.url})
+    root = tmp_path / "drop"
+    # 45 s above 50.2 Hz ten minutes ago, then back in band; a 15 s blip below does not count
+    freq(root, T0 - dt.timedelta(minutes=15), T0, lambda t: 50.31 if dt.timedelta(minutes=9, seconds=15) <= T0 - t
+         <= dt.timedelta(minutes=10) else 49.75 if T0 - t == dt.timedelta(minutes=3) else 50.0)
+    load(wh, root)
+    result = check(wh, settings, as_of=T0, now=T0, notifier=fast(settings))
+    assert [(e["state"], e["close_reason"]) for e in result.opened] == [("closed", "ended")]
+    assert result.opened[0]["headline"] == "system frequency above 50.2 Hz: 50.310 Hz, outside 49.8-50.2 Hz for 45 s"
+    assert len(hook.posts) == 1
+    assert check(wh, settings, as_of=T0, now=T0, notifier=fast(settings)).opened == []
+
+
+def test_a_price_jump_between_consecutive_periods_fires_once(tmp_path, wh, hook):
+    settings = settings_for(tmp_path, [{"name": "jump", "kind": "price", "jump": 200}], {"desk": hook.url})
+    root = tmp_path / "drop"
+    drop(root, "DISEBSP", price_rows([50.0, 60.0, 400.0, 390.0], T0))
+    load(wh, root)
+    result = check(wh, settings, as_of=T0, now=T0, notifier=fast(settings))
+    assert len(result.opened) == 1
+    assert "system price rose £340.00/MWh in one period: £60.00 → £400.00/MWh" in result.opened[0]["headline"]
+    assert check(wh, settings, as_of=T0, now=T0, notifier=fast(settings)).opened == []
+
+
+def test_a_corrected_price_replaces_the_first_and_does_not_fire_twice(tmp_path, wh, hook):
+    settings = settings_for(tmp_path, [{"name": "spike", "kind": "price", "above": 1000}], {"desk": hook.url})
+    root = tmp_path / "drop"
+    drop(root, "DISEBSP", price_rows([50.0, 1200.0], T0))
+    load(wh, root)
+    check(wh, settings, as_of=T0, now=T0, notifier=fast(settings))
+    # Elexon re-issues the period after a settlement run: the same spike, a corrected value
+    drop(root, "DISEBSP", price_rows([1250.0], T0, created=T0 + dt.timedelta(minutes=5)))
+    load(wh, root)
+    assert check(wh, settings, as_of=T0, now=T0, notifier=fast(settings)).opened == []
+    assert len(hook.posts) == 1
+
+
+# ---------------------------------------------------------------------------------------- health rules
+def test_a_failed_scheduled_job_opens_an_event_that_its_next_good_run_closes(tmp_path, wh, hook):
+    from ops.scheduler import JOB_RUNS
+
+    settings = settings_for(tmp_path, [{"name": "jobs", "kind": "job_failed", "notify_close": True}], {"desk": hook.url})
+    wh.ensure_tables([JOB_RUNS])
+
+    def run(job, at, outcome, detail=""):
+        wh.write({JOB_RUNS.name: JOB_RUNS.conform(pa.Table.from_pylist([
+            {"job": job, "started_at": at, "finished_at": at, "seconds": 1.0, "outcome": outcome, "detail": detail}]))})
+
+    run("refresh", T0 - dt.timedelta(hours=2), "ok")
+    run("refresh", T0 - dt.timedelta(hours=1), "failed", "SheetsError: the spreadsheet was not found")
+    run("p114_fetch", T0 - dt.timedelta(hours=1), "skipped", "no Portal key")
+    first = check(wh, settings, as_of=T0, now=T0, notifier=fast(settings))
+    assert [e["headline"] for e in first.opened] == [
+        "scheduled job refresh failed at 2026-05-06T11:00:00Z: SheetsError: the spreadsheet was not found"]
+    run("refresh", T0 - dt.timedelta(minutes=30), "failed", "again")
+    assert check(wh, settings, as_of=T0, now=T0, notifier=fast(settings)).opened == []  # one event per failing spell
+    run("refresh", T0 + dt.timedelta(minutes=1), "ok")
+    later = T0 + dt.timedelta(minutes=2)
+    assert [e["subject"] for e in check(wh, settings, as_of=later, now=later, notifier=fast(settings)).closed] == ["refresh"]
+    assert [p["title"].split(":")[0] for p in hook.posts] == ["ALERT jobs", "CLEARED jobs"]
+
+
+def test_the_iris_secret_expiring_soon_opens_one_event(tmp_path, wh, hook):
+    settings = settings_for(tmp_path, [{"name": "secret", "kind": "secret_expiry", "days": 30}], {"desk": hook.url},
+                            extra="[iris]\nsecret_expires = 2026-05-16\n")
+    first = check(wh, settings, as_of=T0, now=T0, notifier=fast(settings))
+    assert [e["headline"].split(":")[0] for e in first.opened] == [
+        "the IRIS client secret expires on 2026-05-16 (in 10 days)"]
+    assert check(wh, settings, as_of=T0 + dt.timedelta(days=1), notifier=fast(settings)).opened == []
+    assert len(hook.posts) == 1
+
+
+def test_an_overdue_p114_run_opens_an_event_that_loading_it_closes(tmp_path, wh, hook):
+    from ingest.p114.load import load_file
+    from tests.conftest import s0142_lines, write_lines
+
+    day = dt.date(2026, 4, 1)  # SF is due 16 working days later: 27 April (Easter's bank holidays skipped)
+    as_of = dt.datetime(2026, 4, 28, 12, tzinfo=dt.timezone.utc)
+    settings = settings_for(tmp_path, [{"name": "p114", "kind": "p114_overdue", "days": 40, "runs": ["SF"]}],
+                            {"desk": hook.url})
+    lines, created = s0142_lines(day, "II")
+    load_file(wh, write_lines(tmp_path, lines, day, "II", created))
+    assert check(wh, settings, as_of=as_of - dt.timedelta(days=1), notifier=fast(settings)).opened == []
+    first = check(wh, settings, as_of=as_of, now=as_of, notifier=fast(settings))
+    assert [e["headline"] for e in first.opened] == ["P114 run SF is overdue for 2026-04-01"]
+    lines, created = s0142_lines(day, "SF")
+    load_file(wh, write_lines(tmp_path, lines, day, "SF", created))
+    assert [e["subject"] for e in check(wh, settings, as_of=as_of, now=as_of, notifier=fast(settings)).closed] == [
+        "SF overdue"]
+
+
+# ---------------------------------------------------------------------------------------- delivery
+def test_a_target_that_returns_500_is_retried_and_every_send_is_recorded(tmp_path, wh, hook):
+    settings = settings_for(tmp_path, [{"name": "spike", "kind": "price", "above": 1000, "targets": ["desk"]}],
+                            {"desk": hook.url})
+    root = tmp_path / "drop"
+    drop(root, "DISEBSP", price_rows([1200.0], T0))
+    load(wh, root)
+    hook.fail_next = 2  # two 500s, then it takes the message
+    result = check(wh, settings, as_of=T0, now=T0, notifier=fast(settings))
+    assert [(s.ok, s.attempts) for s in result.sent] == [(True, 3)]
+    assert hook.requests == 3 and len(hook.posts) == 1
+    sends = wh.query_rows(f"SELECT target, message, attempts, ok, error FROM {DELIVERIES.name}")
+    assert sends == [{"target": "desk", "message": "open", "attempts": 3, "ok": True, "error": None}]
+
+
+def test_a_target_down_for_every_attempt_is_recorded_and_tried_again_by_a_later_check(tmp_path, wh, hook):
+    settings = settings_for(tmp_path, [{"name": "spike", "kind": "price", "above": 1000}], {"desk": hook.url})
+    root = tmp_path / "drop"
+    drop(root, "DISEBSP", price_rows([1200.0], T0))
+    load(wh, root)
+    hook.always_fail = True
+    result = check(wh, settings, as_of=T0, now=T0, notifier=fast(settings))
+    assert [(s.ok, s.attempts) for s in result.sent] == [(False, 3)]
+    assert "500" in result.sent[0].error and hook.url not in result.sent[0].error
+    soon = T0 + dt.timedelta(minutes=1)
+    assert check(wh, settings, as_of=T0, now=soon, notifier=fast(settings)).sent == []  # backs off between checks
+    hook.always_fail = False
+    later = T0 + dt.timedelta(minutes=6)
+    retried = check(wh, settings, as_of=T0, now=later, notifier=fast(settings))
+    assert [(s.message, s.ok) for s in retried.sent] == [("retry", True)] and len(hook.posts) == 1
+    rows = wh.query_rows(f"SELECT message, ok FROM {DELIVERIES.name} ORDER BY sent_at")
+    assert rows == [{"message": "open", "ok": False}, {"message": "retry", "ok": True}]
+    assert list_events(wh, now=later)[0]["failed"] == 1
+
+
+def test_a_reminder_goes_out_after_the_cool_down_only(tmp_path, wh, hook):
+    settings = settings_for(tmp_path, [{"name": "spike", "kind": "price", "above": 1000, "remind_minutes": 60}],
+                            {"desk": hook.url})
+    root = tmp_path / "drop"
+    drop(root, "DISEBSP", price_rows([1200.0], T0))
+    load(wh, root)
+    check(wh, settings, as_of=T0, now=T0, notifier=fast(settings))
+    assert check(wh, settings, as_of=T0, now=T0 + dt.timedelta(minutes=30), notifier=fast(settings)).sent == []
+    reminded = check(wh, settings, as_of=T0, now=T0 + dt.timedelta(minutes=61), notifier=fast(settings))
+    assert [s.message for s in reminded.sent] == ["reminder"]
+    assert hook.posts[-1]["title"].startswith("STILL OPEN spike: ")
+
+
+def test_the_message_says_what_value_threshold_when_in_utc_and_london_and_links_the_dashboard(tmp_path, wh, hook):
+    settings = settings_for(tmp_path, [{"name": "band", "kind": "frequency"}], {"desk": hook.url})
+    root = tmp_path / "drop"
+    _freq_fire(root, wh)
+    load(wh, root)
+    check(wh, settings, as_of=T0, now=T0, notifier=fast(settings))
+    post = hook.posts[0]
+    assert post["type"] == "warning"
+    assert post["title"] == "ALERT band: system frequency below 49.8 Hz: 49.710 Hz, outside 49.8-50.2 Hz for 60 s and continuing"
+    assert post["message"].splitlines()[1:5] == [
+        "Value: 49.71 Hz",
+        "Threshold: frequency outside 49.8-50.2 Hz for at least 30 s",
+        "Since: 2026-05-06 11:59:00 UTC (12:59:00 BST Europe/London)",
+        "5 readings outside the band; last at 2026-05-06T12:00:00Z",
+    ]
+    assert "Dashboard: https://example.com/dash" in post["message"]
+
+
+def test_email_goes_through_a_local_smtp_server(tmp_path, wh):
+    box = Mailbox().start()
+    try:
+        settings = settings_for(tmp_path, [{"name": "band", "kind": "frequency"}], {"mail": box.url})
+        root = tmp_path / "drop"
+        _freq_fire(root, wh)
+        load(wh, root)
+        result = check(wh, settings, as_of=T0, now=T0, notifier=fast(settings))
+        assert [s.ok for s in result.sent] == [True]
+        assert len(box.messages) == 1
+        assert box.messages[0]["Subject"].startswith("ALERT band: system frequency below 49.8 Hz")
+        assert box.messages[0]["To"] == "desk@example.com"
+        assert "Threshold: frequency outside 49.8-50.2 Hz" in box.messages[0].get_body().get_content()
+    finally:
+        box.stop()
+
+
+def test_alerts_test_sends_and_records_a_test_message(tmp_path, wh, hook):
+    settings = settings_for(tmp_path, [{"name": "band", "kind": "frequency"}], {"desk": hook.url})
+    assert send_test(wh, settings, "desk").ok
+    assert hook.posts[0]["title"] == "TEST alert target desk" and "Rules sending here: band" in hook.posts[0]["message"]
+    assert wh.query_rows(f"SELECT message, ok FROM {DELIVERIES.name}") == [{"message": "test", "ok": True}]
+
+
+def test_secrets_in_target_urls_come_from_the_environment_and_are_never_logged_or_stored(tmp_path, wh, hook, caplog):
+    token = "s3cr3t-" + uuid.uuid4().hex
+    settings = settings_for(tmp_path, [{"name": "spike", "kind": "price", "above": 1000}],
+                            {"desk": f"json://user:${{HOOK_TOKEN}}@127.0.0.1:{hook.port}/hook"},
+                            environ={"HOOK_TOKEN": token})
+    assert settings.alerts.targets["desk"] == f"json://user:{token}@127.0.0.1:{hook.port}/hook"
+    root = tmp_path / "drop"
+    drop(root, "DISEBSP", price_rows([1200.0], T0))
+    load(wh, root)
+    hook.always_fail = True
+    caplog.set_level("DEBUG")
+    check(wh, settings, as_of=T0, now=T0, notifier=fast(settings))
+    stored = json.dumps(wh.query_rows(f"SELECT * FROM {DELIVERIES.name}"), default=str)
+    assert token not in stored and token not in caplog.text
+    assert "alert to desk failed after 3 attempt(s)" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------- settings
+@pytest.mark.parametrize("rule,targets,message", [
+    ({"name": "x", "kind": "freq"}, {}, "kind must be one of price, margin"),
+    ({"name": "x", "kind": "margin"}, {}, "alert rule 'x': kind margin needs below"),
+    ({"name": "x", "kind": "frequency", "low": 50.2, "high": 49.8}, {}, "low (50.2) must be below high (49.8)"),
+    ({"name": "x", "kind": "frequency", "lowest": 49}, {}, "unknown key(s) lowest for kind frequency"),
+    ({"name": "x", "kind": "price"}, {}, "a price rule needs above, below or jump"),
+    ({"name": "x", "kind": "price", "above": "1000"}, {}, "above must be a number, got '1000'"),
+    ({"name": "x", "kind": "silence", "datasets": ["BOALF"]}, {}, "no known cadence for BOALF: set cadence_minutes"),
+    ({"name": "x", "kind": "frequency", "targets": ["slack"]}, {"desk": "json://127.0.0.1/hook"},
+     "target(s) slack are not in [alerts.targets] (defined: desk)"),
+    ({"name": "x", "kind": "frequency"}, {"desk": "msteams://abc"}, "[alerts.targets] desk: apprise does not accept"),
+    ({"name": "x", "kind": "frequency"}, {"desk": "json://${NOT_SET_HERE}@127.0.0.1/h"},
+     "[alerts.targets] desk uses ${NOT_SET_HERE}, which is not set in the environment"),
+    ({"name": "bad name!", "kind": "frequency"}, {}, "name must be 1-64 letters"),
+])
+def test_a_wrong_rule_or_target_is_a_clear_settings_error(tmp_path, rule, targets, message):
+    with pytest.raises(SettingsError) as info:
+        settings_for(tmp_path, [rule], targets)
+    assert message in str(info.value)
