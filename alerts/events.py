@@ -285,7 +285,7 @@ def list_events(wh: Warehouse, *, only_open: bool = False, days: int = 7,
     since = (now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=days)
     from warehouse.sqltemplates import render
 
-    return wh.query_rows(render("alerts/events_list.sql.j2", wh, only_open=only_open), {"since": since})
+    return wh.query_rows(render("reports/_alert_events.sql.j2", wh, only_open=only_open), {"since": since})
 
 
 def send_test(wh: Warehouse, settings: Settings, target: str, notifier: Notifier | None = None):

@@ -78,8 +78,11 @@ class ReportSpec:
 def ensure_reporting_schema(wh: Warehouse, vlp_units: list[str] | None = None,
                             assets: list[Asset] | None = None) -> None:
     """Tables and views every report relies on (idempotent); writes the configured VLP units and assets."""
+    from alerts.events import ensure_alert_schema
+
     ensure_p114_schema(wh)
     ensure_iris_schema(wh)
+    ensure_alert_schema(wh)
     ensure_assets_schema(wh, assets, vlp_units)
     for view in ("vlp_bm_units", "mart_vlp_revenue_p114"):
         wh.define_view(view, render(f"views/{view}.sql.j2", wh))
@@ -189,6 +192,11 @@ def _prepare_live(wh: Warehouse, o: ReportOptions, warnings: list[str], context:
     return {"as_of": as_of, "hour_before": as_of - dt.timedelta(hours=1), "lookback_from": as_of - LIVE_LOOKBACK}
 
 
+def _prepare_alerts(wh: Warehouse, o: ReportOptions, warnings: list[str], context: dict[str, Any]) -> dict[str, Any]:
+    now = o.now or dt.datetime.now(dt.timezone.utc)
+    return {"since": now - dt.timedelta(days=7)}
+
+
 SELF_BALANCING_POPULATIONS = {
     "auto": "the assets when any are listed, else the units with a BM acceptance",
     "assets": "the assets (python run.py assets list), interconnectors excluded",
@@ -285,6 +293,19 @@ REPORTS: dict[str, ReportSpec] = {
              Section("interconnectors", "reports/live_grid_interconnectors.sql.j2", "Interconnector flows"),
              Section("outages", "reports/live_grid_outages.sql.j2", "Units with active outages")),
             _prepare_live,
+        ),
+        ReportSpec(
+            "alerts",
+            "Alerts",
+            "Events of the alert rules in the settings ([[alerts.rules]]; python run.py alerts list). An event opens "
+            "when a rule's condition starts (one message to each of its targets) and closes when the data shows it "
+            "ended or it is no longer seen (cleared); it never repeats, except as a reminder after the rule's "
+            "remind_minutes. Value = the worst value seen; times in UTC; delivered / failed = messages sent to "
+            "targets (each after up to [alerts] retry_attempts tries). Open: every open event. Last 7 days: events "
+            "opened in the 7 days before the refresh, and every open one.",
+            (Section("open", "reports/alerts_open.sql.j2", "Open events"),
+             Section("recent", "reports/alerts_recent.sql.j2", "Last 7 days")),
+            _prepare_alerts,
         ),
     ]
 }

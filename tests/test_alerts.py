@@ -469,3 +469,136 @@ def test_a_wrong_rule_or_target_is_a_clear_settings_error(tmp_path, rule, target
     with pytest.raises(SettingsError) as info:
         settings_for(tmp_path, [rule], targets)
     assert message in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------- where rules run
+def recent_excursion(root: Path) -> dt.datetime:
+    """Readings up to now: the last 60 s below the band (so a check at 'now' sees it ongoing)."""
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    freq(root, now - dt.timedelta(minutes=5), now - dt.timedelta(seconds=75), lambda t: 50.0)
+    freq(root, now - dt.timedelta(seconds=60), now, lambda t: 49.6)
+    return now
+
+
+def test_the_file_drop_worker_checks_the_rules_after_each_commit(tmp_path, hook):
+    from click.testing import CliRunner
+
+    from run import cli
+
+    settings_file = tmp_path / "settings.toml"
+    settings_file.write_text(f'[alerts.targets]\ndesk = "{hook.url}"\n[[alerts.rules]]\nname = "band"\n'
+                             'kind = "frequency"\n[[alerts.rules]]\nname = "jobs"\nkind = "job_failed"\n')
+    recent_excursion(tmp_path / "drop")
+    db = tmp_path / "w.duckdb"
+    result = CliRunner().invoke(cli, ["--warehouse", f"duckdb:///{db}", "--settings", str(settings_file), "ingest",
+                                      "iris", "--from-dir", str(tmp_path / "drop"), "--once"])
+    assert result.exit_code == 0, result.output
+    assert [p["title"][:53] for p in hook.posts] == ["ALERT band: system frequency below 49.8 Hz: 49.600 Hz"]
+    from warehouse.duckdb import DuckDBWarehouse
+
+    with DuckDBWarehouse(db) as wh:  # the worker runs the data rules only; job_failed is the scheduler's
+        assert wh.query_rows(f"SELECT rule, state FROM {EVENTS.name}") == [{"rule": "band", "state": "open"}]
+
+
+def test_the_service_bus_worker_pokes_the_monitor_after_commit_without_waiting_for_it(tmp_path, wh, hook):
+    """The after-commit hook only sets a flag: a slow webhook never holds up the next batch."""
+    import threading
+    import time
+
+    from alerts.monitor import AlertMonitor
+
+    settings = settings_for(tmp_path, [{"name": "band", "kind": "frequency"}], {"desk": hook.url})
+    monitor = AlertMonitor(wh, settings).start()
+    recent_excursion(tmp_path / "drop")
+    slow = threading.Event()
+    original = hook._server.RequestHandlerClass.do_POST
+
+    def slow_post(handler):
+        slow.wait(5)
+        original(handler)
+
+    hook._server.RequestHandlerClass.do_POST = slow_post
+    started = time.perf_counter()
+    replay_directory(IrisLoader(wh), tmp_path / "drop", on_batch=monitor.poke)
+    assert time.perf_counter() - started < 2  # the load returned while the message is still on its way
+    slow.set()
+    monitor.stop()
+    assert monitor.checks == 1 and len(hook.posts) == 1
+
+
+def test_alerts_cli_check_list_and_test(tmp_path, hook):
+    from click.testing import CliRunner
+
+    from run import cli
+
+    settings_file = tmp_path / "settings.toml"
+    settings_file.write_text(f'[alerts.targets]\ndesk = "{hook.url}"\n[[alerts.rules]]\nname = "spike"\n'
+                             'kind = "price"\nabove = 1000\n')
+    root = tmp_path / "drop"
+    drop(root, "DISEBSP", price_rows([50.0, 1200.0], T0))
+    db = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    base = ["--warehouse", db, "--settings", str(settings_file)]
+    runner = CliRunner()
+    assert runner.invoke(cli, base + ["ingest", "iris", "--from-dir", str(root), "--once"]).exit_code == 0
+    hook.posts.clear()  # the worker's own check ran at today's time: the 2026-05-06 spike is outside its window
+    out = runner.invoke(cli, base + ["alerts", "check", "--as-of", "2026-05-06T12:00:00Z"])
+    assert out.exit_code == 0, out.output
+    assert "1 rule(s) checked at 2026-05-06 12:00:00 UTC: 1 event(s) opened, 0 closed, 1 message(s) delivered" in out.output
+    assert "OPEN   spike: system price above £1000/MWh: £1,200.00/MWh in 1 period(s)" in out.output
+    assert "sent open of spike to desk" in out.output
+    again = runner.invoke(cli, base + ["alerts", "check", "--as-of", "2026-05-06T12:00:00Z"])
+    assert "0 event(s) opened" in again.output and len(hook.posts) == 1
+    listed = runner.invoke(cli, base + ["alerts", "list", "--open", "--format", "json"])
+    rows = json.loads(listed.output)
+    assert [(r["rule"], r["state"], r["delivered"], r["failed"]) for r in rows] == [("spike", "open", 1, 0)]
+    tested = runner.invoke(cli, base + ["alerts", "test", "desk"])
+    assert tested.exit_code == 0 and "test message delivered to desk" in tested.output
+    hook.always_fail = True
+    failed = runner.invoke(cli, base + ["alerts", "test", "desk"])
+    assert failed.exit_code == 1 and "error: test message to desk failed after 3 attempt(s)" in failed.output
+    unknown = runner.invoke(cli, base + ["alerts", "test", "slack"])
+    assert "no target 'slack' in [alerts.targets] (defined: desk)" in unknown.output
+
+
+def test_the_scheduler_checks_every_rule_on_its_tick(tmp_path, wh, hook):
+    from ops.scheduler import JOB_RUNS, Scheduler
+
+    settings = settings_for(tmp_path, [{"name": "jobs", "kind": "job_failed"}], {"desk": hook.url},
+                            extra="[schedule]\niris_worker = false\nrefresh_minutes = 0\np114_fetch_at = \"off\"\n"
+                                  "gap_fill_at = \"off\"\n")
+    wh.ensure_tables([JOB_RUNS])
+    now = dt.datetime.now(dt.timezone.utc)
+    wh.write({JOB_RUNS.name: JOB_RUNS.conform(pa.Table.from_pylist([
+        {"job": "gap_fill", "started_at": now - dt.timedelta(minutes=5), "outcome": "failed", "detail": "boom"}]))})
+    scheduler = Scheduler(settings, wh.url, connect_warehouse=lambda: wh).build()
+    assert "alerts" in scheduler.jobs and any(line.startswith("alerts: every 5 minutes") for line in scheduler.describe())
+    run = scheduler.run_job("alerts")
+    assert run.outcome == "ok", run.detail
+    assert [p["title"] for p in hook.posts] == ["ALERT jobs: scheduled job gap_fill failed at "
+                                                f"{now - dt.timedelta(minutes=5):%Y-%m-%dT%H:%M:%SZ}: boom"]
+
+
+def test_the_dashboard_alerts_tab_shows_open_events_and_the_last_7_days(tmp_path, wh, hook):
+    import openpyxl
+
+    from reporting.refresh import refresh
+
+    settings = settings_for(tmp_path, [{"name": "spike", "kind": "price", "above": 1000},
+                                       {"name": "band", "kind": "frequency"}], {"desk": hook.url},
+                            extra=f'[output]\ndir = "{tmp_path / "out"}"\n')
+    root = tmp_path / "drop"
+    drop(root, "DISEBSP", price_rows([50.0, 1200.0], T0))
+    now = recent_excursion(root)
+    load(wh, root)
+    check(wh, settings, as_of=T0, now=now - dt.timedelta(days=1), notifier=fast(settings))  # opened yesterday
+    check(wh, settings, kinds={"frequency"}, notifier=fast(settings))
+    result = refresh(wh, settings, "main", target="local")
+    assert not [w for w in result.warnings if "alert" in w.lower()]
+    sheet = openpyxl.load_workbook(tmp_path / "out" / "main.xlsx")["Alerts"]
+    text = [[c for c in row if c is not None] for row in sheet.iter_rows(values_only=True)]
+    flat = [str(c) for row in text for c in row]
+    assert flat[0] == "Alerts" and any(c.startswith("Events of the alert rules") for c in flat)
+    open_rows = [row for row in text if row and row[0] in ("band", "spike")]
+    assert sorted(r[0] for r in open_rows) == ["band", "spike"]
+    assert any("system frequency below 49.8 Hz: 49.600 Hz" in c for c in flat)
+    assert any("system price above £1000/MWh: £1,200.00/MWh" in c for c in flat)
