@@ -7,6 +7,10 @@
    from the child's rusage). Baseline in the same run: a lean script doing the minimum the same
    data needs (read each file, orjson, one Arrow table per dataset, one DuckDB insert each: no
    typing checks, keys, ledger, quarantine, corrections or history), also as a whole process.
+   With alert rules: the same command with a settings file of nine alert rules (every market kind
+   plus silence) and a JSON webhook target on a local server; the worker pokes a check after each
+   commit, run on the monitor's thread in the same process (its CPU is counted). The ratio to the
+   run without rules is the cost of alerting to ingestion (issue #13: "unchanged").
 2. Service Bus: the local AMQP 1.0 peer (tests/peers/servicebus.py) in its own process, preloaded
    with messages, drained by the real azure-servicebus SDK through ``IrisWorker`` (complete after
    commit), timed from connecting to the last batch; CPU seconds of the worker's process.
@@ -14,7 +18,7 @@
 Targets (issue #9): >= 9,000 messages per CPU second from the file drop; the Service Bus rate must
 not drop below the previous release's.
 
-    python benchmarks/bench_iris.py [--messages 50000] [--sdk-messages 20000] [--rounds 3]
+    python benchmarks/bench_iris.py [--messages 50000] [--sdk-messages 20000] [--rounds 3] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -88,6 +92,49 @@ def fresh(work: Path, name: str) -> Path:
     return work / name
 
 
+RULES = """
+[alerts]
+min_interval_seconds = 10
+[alerts.targets]
+desk = "json://127.0.0.1:{port}/hook"
+[[alerts.rules]]
+name = "band"
+kind = "frequency"
+[[alerts.rules]]
+name = "spike"
+kind = "price"
+source = "mid"
+above = 150
+jump = 50
+[[alerts.rules]]
+name = "margin"
+kind = "margin"
+below = 3000
+[[alerts.rules]]
+name = "imbalance"
+kind = "imbalance"
+beyond = 1000
+[[alerts.rules]]
+name = "lolp"
+kind = "lolp"
+above = 0.01
+[[alerts.rules]]
+name = "warnings"
+kind = "syswarn"
+[[alerts.rules]]
+name = "outages"
+kind = "outage"
+min_mw = 100
+[[alerts.rules]]
+name = "accepted"
+kind = "acceptance"
+units = ["T_GEN-01", "2__BATT001"]
+[[alerts.rules]]
+name = "silent"
+kind = "silence"
+"""
+
+
 def file_drop(work: Path, count: int, rounds: int) -> None:
     drop = work / "iris_data"
     if not drop.exists():
@@ -96,16 +143,26 @@ def file_drop(work: Path, count: int, rounds: int) -> None:
         write_file_drop(drop, messages)
         print(f"generated a file drop of {count:,} messages, {sum(len(m.records) for m in messages):,} rows "
               f"in {time.perf_counter() - t:.1f} s")
-    ours, lean = [], []
-    for i in range(rounds):  # alternate, so a busy moment hits both alike
+    from tests.peers.notify import Webhook
+
+    hook = Webhook().start()
+    rules = work / "alerts.toml"
+    rules.write_text(RULES.format(port=hook.port))
+    ours, lean, alerting = [], [], []
+    for i in range(rounds):  # alternate, so a busy moment hits each alike
         db = fresh(work, "drop.duckdb")
         wall, cpu, _ = timed([sys.executable, "run.py", "--log-level", "ERROR", "--warehouse", f"duckdb:///{db}",
                               "ingest", "iris", "--from-dir", str(drop), "--once"])
         ours.append((wall, cpu))
         db = fresh(work, "lean.duckdb")
         lean.append(timed([sys.executable, "-c", LEAN, str(drop), str(db)])[:2])
-        print(f"  round {i + 1}: run.py {wall:.2f} s wall, {cpu:.2f} s CPU; lean baseline {lean[-1][0]:.2f} s wall, "
-              f"{lean[-1][1]:.2f} s CPU")
+        db = fresh(work, "alerts.duckdb")
+        alerting.append(timed([sys.executable, "run.py", "--log-level", "ERROR", "--settings", str(rules),
+                               "--warehouse", f"duckdb:///{db}", "ingest", "iris", "--from-dir", str(drop),
+                               "--once"])[:2])
+        print(f"  round {i + 1}: run.py {wall:.2f} s wall, {cpu:.2f} s CPU; with 9 alert rules {alerting[-1][0]:.2f} s "
+              f"wall, {alerting[-1][1]:.2f} s CPU; lean baseline {lean[-1][0]:.2f} s wall, {lean[-1][1]:.2f} s CPU")
+    hook.stop()
     wall, cpu = statistics.median(w for w, _ in ours), statistics.median(c for _, c in ours)
     lwall, lcpu = statistics.median(w for w, _ in lean), statistics.median(c for _, c in lean)
     per_cpu = count / cpu
@@ -114,6 +171,9 @@ def file_drop(work: Path, count: int, rounds: int) -> None:
           f"({cpu:.2f} s)   (target >= {TARGET:,} per CPU second)   {'OK' if per_cpu >= TARGET else 'MISSED'}")
     print(f"  lean baseline (no checks, keys, ledger or history): {count / lwall:,.0f} per wall second, "
           f"{count / lcpu:,.0f} per CPU second; ours costs {wall / lwall:.2f}x its wall and {cpu / lcpu:.2f}x its CPU")
+    awall, acpu = statistics.median(w for w, _ in alerting), statistics.median(c for _, c in alerting)
+    print(f"  with 9 alert rules checked after the commits: {count / awall:,.0f} per wall second, {count / acpu:,.0f} "
+          f"per CPU second: {awall / wall:.2f}x the wall and {acpu / cpu:.2f}x the CPU of the run without rules")
 
 
 def service_bus(work: Path, count: int, batch_size: int) -> None:

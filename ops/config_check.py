@@ -30,6 +30,7 @@ def check(settings: Settings, warehouse_url: str, *, connect: bool = False, toda
     _iris(settings, report, today or dt.date.today())
     _portal(settings, report)
     _dashboards(settings, report)
+    _alerts(settings, report)
     s = settings.schedule
     report.lines.append(
         "schedule: IRIS worker " + ("on" if s.iris_worker else "off")
@@ -121,3 +122,25 @@ def _dashboards(settings: Settings, report: CheckReport) -> None:
         target = (f"Google Sheets {spreadsheet}" if kind == "sheets"
                   else f"{Path(settings.output_dir) / board}.xlsx and .html (no spreadsheet id or Google credentials)")
         report.lines.append(f"dashboard {board}: {len(spec.tabs)} tabs → {target}")
+
+
+def _alerts(settings: Settings, report: CheckReport) -> None:
+    from urllib.parse import urlsplit
+
+    alerts = settings.alerts
+    if not alerts.rules and not alerts.targets:
+        report.lines.append("alerts: no rules ([[alerts.rules]] in the settings; see settings.example.toml)")
+        return
+    for name, url in alerts.targets.items():  # the scheme only: the rest of a URL can hold a token
+        used = [r.name for r in alerts.rules if name in r.targets]
+        report.lines.append(f"alert target {name}: {urlsplit(url).scheme}:// URL; rules: {', '.join(used) or 'none'}")
+    for rule in alerts.rules:
+        report.lines.append(f"alert rule {rule.name} ({rule.kind}): {rule.threshold_text()} → "
+                            + (", ".join(rule.targets) if rule.targets else "no target: events are recorded, "
+                               "nothing is sent"))
+        if rule.kind == "secret_expiry" and not settings.iris.get("secret_expires"):
+            report.problems.append(f"alert rule {rule.name}: [iris] secret_expires (or IRIS_SECRET_EXPIRES) is not "
+                                   "set, so the secret's expiry cannot be watched")
+        if rule.kind == "acceptance" and not rule.units and not settings.reporting.assets:
+            report.lines.append(f"alert rule {rule.name}: watches the assets imported into the warehouse "
+                                "(python run.py assets import FILE.csv); none are in the settings")

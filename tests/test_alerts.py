@@ -602,3 +602,19 @@ def test_the_dashboard_alerts_tab_shows_open_events_and_the_last_7_days(tmp_path
     assert sorted(r[0] for r in open_rows) == ["band", "spike"]
     assert any("system frequency below 49.8 Hz: 49.600 Hz" in c for c in flat)
     assert any("system price above £1000/MWh: £1,200.00/MWh" in c for c in flat)
+
+
+def test_the_examples_in_settings_example_toml_are_valid_once_uncommented(tmp_path):
+    text = (Path(__file__).parent.parent / "settings.example.toml").read_text()
+    alerts = text[text.index("[alerts.targets]"):]
+    uncommented = [line[2:] for line in alerts.splitlines()
+                   if line.startswith("# ") and (line.startswith(("# [[", "# name", "# kind")) or " = " in line[:30])
+                   and not line.startswith(("# name = any", "#   "))]
+    body = "[alerts.targets]\n" + "\n".join(l for l in uncommented if "://" in l) + "\n" + "\n".join(
+        l for l in uncommented if "://" not in l)
+    (tmp_path / "s.toml").write_text(body)
+    settings = load_settings(tmp_path / "s.toml", environ={
+        "SLACK_WEBHOOK": "T0000/B0000/XXXXXXXX", "TEAMS_WORKFLOW_HOST": "prod.westeurope.logic.azure.com",
+        "TEAMS_WORKFLOW": "abc123", "TEAMS_SIGNATURE": "sig456", "SMTP_PASSWORD": "pw-123456"})
+    assert [r.name for r in settings.alerts.rules] == ["frequency-band", "price-spike", "iris-silent"]
+    assert sorted(settings.alerts.targets) == ["desk", "mail", "ops", "trading"]

@@ -72,6 +72,20 @@ def test_config_check_says_what_is_configured_and_shows_no_secret(tmp_path):
         assert secret not in out
 
 
+def test_config_check_lists_alert_rules_and_targets_without_their_urls(tmp_path):
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[alerts.targets]\ndesk = "json://hooks.example.com/${HOOK_PATH}"\n'
+                        '[[alerts.rules]]\nname = "band"\nkind = "frequency"\n'
+                        '[[alerts.rules]]\nname = "secret"\nkind = "secret_expiry"\n')
+    result = CliRunner().invoke(cli, ["--settings", str(settings), "config", "check"],
+                                env={"HOOK_PATH": "T000/B000/very-secret-token", "IRIS_SECRET_EXPIRES": ""})
+    out = result.output
+    assert "alert target desk: json:// URL; rules: band, secret" in out
+    assert "alert rule band (frequency): frequency outside 49.8-50.2 Hz for at least 30 s → desk" in out
+    assert "PROBLEM: alert rule secret: [iris] secret_expires (or IRIS_SECRET_EXPIRES) is not set" in out
+    assert "very-secret-token" not in out and result.exit_code == 1
+
+
 def test_config_check_exits_1_on_a_problem_it_can_only_find_by_looking(tmp_path):
     settings = tmp_path / "settings.toml"
     settings.write_text('[schedule]\ndashboards = ["main", "missing"]\n'
