@@ -145,6 +145,9 @@ def demo(state: State, directory: str) -> None:
         click.echo(line)
     click.echo(f"BM unit reference data: {result.bm_units} units from {result.directory / 'reference' / 'bmunits.json'} "
                "(the Insights API's /reference/bmunits/all format)")
+    click.echo("Alerts over the IRIS day:")
+    for line in result.alerts:
+        click.echo(line)
     for line in result.dashboard.lines():
         click.echo(line)
     click.echo(f"Demo done in {time.perf_counter() - started:.0f} s.")
@@ -155,6 +158,7 @@ def demo(state: State, directory: str) -> None:
     click.echo("Look at the demo's data: every command takes --warehouse (the default is your own, "
                f"{DEFAULT_URL}):")
     click.echo(f"  python run.py --warehouse {state.warehouse_url} status")
+    click.echo(f"  python run.py --warehouse {state.warehouse_url} alerts list")
     click.echo(f"  python run.py --warehouse {state.warehouse_url} report revenue "
                f"--from {DEMO_DAYS[0]} --to {DEMO_DAYS[-1]}")
     click.echo(f'  python run.py --warehouse {state.warehouse_url} query '
