@@ -58,6 +58,8 @@ EVENTS = Table(
         Column("opened_at", "TIMESTAMP", "when a check first saw it"),
         Column("closed_at", "TIMESTAMP", "when a check closed it"),
         Column("close_reason", "STRING", "ended (the data shows its end) | cleared (no longer seen)"),
+        Column("as_of", "TIMESTAMP", "the as-of time of the check that opened it: a check replaying an earlier "
+                                     "time (alerts check --as-of) never closes it"),
     ),
     "One row per alert event (python run.py alerts list)",
 )
@@ -160,7 +162,7 @@ def check(wh: Warehouse, settings: Settings, *, as_of: dt.datetime | None = None
             {"ids": list(by_id)})} if by_id else {}
         for eid, c in by_id.items():
             if eid not in known:
-                row = _event_row(eid, rule, c, now)
+                row = _event_row(eid, rule, c, now, as_of)
                 writes.append(row)
                 result.opened.append(row)
                 messages.append((row, rule, "open"))
@@ -170,7 +172,7 @@ def check(wh: Warehouse, settings: Settings, *, as_of: dt.datetime | None = None
             if e["rule"] != rule.name:
                 continue
             c = by_id.get(e["event_id"])
-            if c is not None and c.ended_at is None:
+            if (c is not None and c.ended_at is None) or (e["as_of"] is not None and as_of < e["as_of"]):
                 continue
             closed = {**e, "state": "closed", "closed_at": now, "close_reason": "ended" if c else "cleared",
                       "ended_at": c.ended_at if c else e["ended_at"]}
@@ -189,12 +191,12 @@ def check(wh: Warehouse, settings: Settings, *, as_of: dt.datetime | None = None
     return result
 
 
-def _event_row(eid: str, rule: Rule, c: Condition, now: dt.datetime) -> dict:
+def _event_row(eid: str, rule: Rule, c: Condition, now: dt.datetime, as_of: dt.datetime) -> dict:
     return {"event_id": eid, "rule": rule.name, "kind": rule.kind, "subject": c.subject,
             "state": "closed" if c.ended_at else "open", "headline": c.headline, "details": c.details,
             "value": c.value, "unit": c.unit, "threshold": rule.threshold_text(), "started_at": c.started_at,
             "ended_at": c.ended_at, "opened_at": now, "closed_at": now if c.ended_at else None,
-            "close_reason": "ended" if c.ended_at else None}
+            "close_reason": "ended" if c.ended_at else None, "as_of": as_of}
 
 
 def _due_again(wh: Warehouse, events: list[dict], rules: dict[str, Rule], now: dt.datetime) -> list[tuple[dict, Rule, str]]:

@@ -45,6 +45,7 @@ def collect_status(wh: Warehouse, *, secret_expires: dt.date | None = None, now:
     _iris(wh, status)
     _p114(wh, status)
     _jobs(wh, status)
+    _alerts(wh, status)
     _foreign(wh, status)
     if secret_expires is not None:
         left = secret_expires - now.date()
@@ -55,6 +56,21 @@ def collect_status(wh: Warehouse, *, secret_expires: dt.date | None = None, now:
             status.warnings.append(f"the IRIS client secret expires on {secret_expires} (in {left.days} days): "
                                    "renew it at https://bmrs.elexon.co.uk/iris")
     return status
+
+
+def _alerts(wh: Warehouse, status: Status) -> None:
+    """Open alert events (a note) and messages that failed to reach their target in the last 24 h (a warning)."""
+    if wh.table_columns("alert_events") is None or wh.table_columns("alert_deliveries") is None:
+        return
+    open_events = wh.scalar(f"SELECT COUNT(*) FROM {wh.ref('alert_events')} WHERE state = 'open'")
+    if open_events:
+        status.notes.append(f"alerts: {open_events} open event(s): python run.py alerts list --open")
+    failed = wh.query_rows(
+        f"SELECT target, COUNT(*) AS n FROM {wh.ref('alert_deliveries')} WHERE sent_at >= @day AND NOT ok "
+        "GROUP BY target ORDER BY target", {"day": status.now - dt.timedelta(days=1)})
+    if failed:
+        status.warnings.append("alert messages failed in the last 24 h: " + ", ".join(
+            f"{r['n']} to {r['target']}" for r in failed) + " (python run.py alerts test TARGET)")
 
 
 def _foreign(wh: Warehouse, status: Status) -> None:

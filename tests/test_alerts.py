@@ -375,6 +375,11 @@ def test_a_target_down_for_every_attempt_is_recorded_and_tried_again_by_a_later_
     rows = wh.query_rows(f"SELECT message, ok FROM {DELIVERIES.name} ORDER BY sent_at")
     assert rows == [{"message": "open", "ok": False}, {"message": "retry", "ok": True}]
     assert list_events(wh, now=later)[0]["failed"] == 1
+    from ops.status import collect_status
+
+    status = collect_status(wh, now=later)
+    assert "alerts: 1 open event(s): python run.py alerts list --open" in status.notes
+    assert "alert messages failed in the last 24 h: 1 to desk (python run.py alerts test TARGET)" in status.warnings
 
 
 def test_a_reminder_goes_out_after_the_cool_down_only(tmp_path, wh, hook):
@@ -618,3 +623,50 @@ def test_the_examples_in_settings_example_toml_are_valid_once_uncommented(tmp_pa
         "TEAMS_WORKFLOW": "abc123", "TEAMS_SIGNATURE": "sig456", "SMTP_PASSWORD": "pw-123456"})
     assert [r.name for r in settings.alerts.rules] == ["frequency-band", "price-spike", "iris-silent"]
     assert sorted(settings.alerts.targets) == ["desk", "mail", "ops", "trading"]
+
+
+# ---------------------------------------------------------------------------------------- both backends
+BOTH = ("frequency", "price", "margin", "lolp", "syswarn", "outage", "acceptance", "silence")
+
+
+def run_kinds_through(wh, tmp_path, hook) -> tuple[list[str], list[str], list[dict]]:
+    rules = [{"name": f"{kind}-rule", **CASES[kind].rule, "notify_close": True} for kind in BOTH]
+    settings = settings_for(tmp_path, rules, {"desk": hook.url})
+    root = tmp_path / "drop"
+    for kind in BOTH:
+        CASES[kind].fire(root, wh)
+    load(wh, root)
+    first = check(wh, settings, as_of=T0, now=T0, notifier=fast(settings))
+    again = check(wh, settings, as_of=T0, now=T0, notifier=fast(settings))
+    assert again.opened == [] and again.closed == []
+    later = T0 + dt.timedelta(minutes=61)  # frequency and warning windows passed, the acceptance delivered
+    closed = check(wh, settings, as_of=later, now=later, notifier=fast(settings))
+    return (sorted(e["headline"] for e in first.opened), sorted(e["rule"] for e in closed.closed),
+            list_events(wh, now=later))
+
+
+@pytest.mark.bigquery
+def test_alert_rules_open_the_same_events_and_close_them_alike_on_bigquery_and_duckdb(tmp_path, wh, bq):
+    hook = Webhook().start()
+    try:
+        duck = run_kinds_through(wh, tmp_path / "duck", hook)
+        posts = len(hook.posts)
+        big = run_kinds_through(bq, tmp_path / "bq", hook)
+    finally:
+        hook.stop()
+    assert len(duck[0]) == len(BOTH) and big[0] == duck[0]
+    assert big[1] == duck[1] and "frequency-rule" in big[1] and "acceptance-rule" in big[1]
+    assert len(hook.posts) == 2 * posts
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("opened_at", "closed_at")} for r in rows]  # noqa: E731
+    assert strip(big[2]) == strip(duck[2])
+
+
+def test_replaying_an_earlier_time_never_closes_an_event_seen_later(tmp_path, wh, hook):
+    settings = settings_for(tmp_path, [{"name": "outages", "kind": "outage", "min_mw": 100}], {"desk": hook.url})
+    root = tmp_path / "drop"
+    drop(root, "REMIT", [remit("M-1", 1)])
+    load(wh, root)
+    assert len(check(wh, settings, as_of=T0, now=T0, notifier=fast(settings)).opened) == 1
+    earlier = T0 - dt.timedelta(hours=2)  # before the outage was published: the check cannot see it
+    assert check(wh, settings, as_of=earlier, now=T0, notifier=fast(settings)).closed == []
+    assert [e["state"] for e in list_events(wh, now=T0)] == ["open"]
