@@ -18,6 +18,7 @@ COPY ingest ingest
 COPY warehouse warehouse
 COPY reporting reporting
 COPY ops ops
+COPY alerts alerts
 COPY sql sql
 COPY sheets_templates sheets_templates
 

@@ -174,8 +174,9 @@ def check(wh: Warehouse, settings: Settings, *, as_of: dt.datetime | None = None
             c = by_id.get(e["event_id"])
             if (c is not None and c.ended_at is None) or (e["as_of"] is not None and as_of < e["as_of"]):
                 continue
-            closed = {**e, "state": "closed", "closed_at": now, "close_reason": "ended" if c else "cleared",
-                      "ended_at": c.ended_at if c else e["ended_at"]}
+            closed = {**e, "state": "closed", "closed_at": now, "close_reason": "ended" if c else "cleared"}
+            if c is not None:  # its final shape: how long it lasted, its worst value
+                closed.update(ended_at=c.ended_at, headline=c.headline, value=c.value, details=c.details)
             writes.append(closed)
             result.closed.append(closed)
             if rule.notify_close:

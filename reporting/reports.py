@@ -300,7 +300,7 @@ REPORTS: dict[str, ReportSpec] = {
             "Events of the alert rules in the settings ([[alerts.rules]]; python run.py alerts list). An event opens "
             "when a rule's condition starts (one message to each of its targets) and closes when the data shows it "
             "ended or it is no longer seen (cleared); it never repeats, except as a reminder after the rule's "
-            "remind_minutes. Value = the worst value seen; times in UTC; delivered / failed = messages sent to "
+            "remind_minutes. Value = the worst value seen when it opened (when it ended, for an ended event); times in UTC; delivered / failed = messages sent to "
             "targets (each after up to [alerts] retry_attempts tries). Open: every open event. Last 7 days: events "
             "opened in the 7 days before the refresh, and every open one.",
             (Section("open", "reports/alerts_open.sql.j2", "Open events"),

@@ -58,4 +58,7 @@ def test_every_read_of_a_partitioned_table_is_bounded_by_the_report_window(loade
             static = " AND ".join(f for f in filters.split(" AND ") if not f.startswith("optional:"))
             assert column in static, f"{report}.{section} reads every partition of {table} (filters: {filters!r})"
             checked += 1
+    if report == "alerts":  # reads only the alert tables: a few rows per event, not partitioned by the window
+        assert checked == 0
+        return
     assert checked, f"{report}: no partitioned table was read, so nothing was checked"
