@@ -54,6 +54,7 @@ def settings_for(tmp_path: Path, rules: list[dict], targets: dict[str, str], ext
     for rule in rules:
         lines.append("[[alerts.rules]]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in rule.items()]
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / f"settings-{uuid.uuid4().hex[:6]}.toml"
     path.write_text("\n".join(lines) + "\n")
     return load_settings(path, environ=environ or {})
