@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from alerts.conditions import Condition, evaluate
 from alerts.delivery import Message, Notifier, when
-from alerts.rules import Rule
+from alerts.rules import Rule, check_targets
 from core.config import Settings
 from core.errors import ElexonError, WarehouseUnavailable
 from warehouse.base import Batch, Delete, Warehouse
@@ -139,6 +139,7 @@ def check(wh: Warehouse, settings: Settings, *, as_of: dt.datetime | None = None
     result = CheckResult(as_of, len(rules))
     if not rules:
         return result
+    check_targets(alerts)
     ensure_alert_schema(wh)
     names = [r.name for r in rules]
     open_events = _rows(wh, f"SELECT * FROM {wh.ref(EVENTS.name)} WHERE state = 'open' AND {wh.in_list('rule', 'names')}",
@@ -298,6 +299,7 @@ def send_test(wh: Warehouse, settings: Settings, target: str, notifier: Notifier
     alerts = settings.alerts
     if target not in alerts.targets:
         raise AlertError(f"no target {target!r} in [alerts.targets] (defined: {', '.join(alerts.targets) or 'none'})")
+    check_targets(alerts)
     now = dt.datetime.now(dt.timezone.utc)
     notifier = notifier or Notifier(alerts.targets, attempts=alerts.retry_attempts)
     lines = ["A test message from the Elexon pipeline (python run.py alerts test): this target works.",

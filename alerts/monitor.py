@@ -13,7 +13,7 @@ import threading
 import time
 
 from alerts.events import check
-from alerts.rules import IRIS_KINDS
+from alerts.rules import IRIS_KINDS, check_targets
 from core.config import Settings
 from warehouse.base import Warehouse
 
@@ -37,6 +37,7 @@ class AlertMonitor:
 
     def start(self) -> "AlertMonitor":
         if self.active and self._thread is None:
+            check_targets(self.settings.alerts)  # fail at start, not at the first alert
             self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
             self._thread.start()
         return self

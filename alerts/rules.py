@@ -139,6 +139,7 @@ class AlertSettings:
     check_minutes: float = 5.0  # the scheduler evaluates every rule this often
     min_interval_seconds: float = 10.0  # the IRIS worker evaluates at most this often
     retry_attempts: int = 3  # delivery attempts per message (exponential backoff between them)
+    source: str = "settings"  # where they were read (for messages)
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -159,8 +160,11 @@ def parse_alerts(section: Any, where: str, environ: dict[str, str] | os._Environ
     for name, url in targets.items():
         if not isinstance(url, str) or not url.strip():
             raise SettingsError(f"{where}: [alerts.targets] {name} must be an apprise URL (a string)")
+        if "://" not in url:
+            raise SettingsError(f"{where}: [alerts.targets] {name} must be an apprise URL like json://host/path, "
+                                "slack://T/B/X or mailto://host?to=... (see https://github.com/caronc/apprise/wiki)")
         out.targets[name] = _expand(url.strip(), name, where, environ)
-    _check_urls(out.targets, where)
+    out.source = where
     if section.get("dashboard_url") is not None:
         if not isinstance(section["dashboard_url"], str):
             raise SettingsError(f"{where}: [alerts] dashboard_url must be a string (a link)")
@@ -280,13 +284,16 @@ def _expand(url: str, name: str, where: str, environ) -> str:
     return expanded
 
 
-def _check_urls(targets: dict[str, str], where: str) -> None:
-    if not targets:
+def check_targets(alerts: AlertSettings) -> None:
+    """Every target URL must be one apprise accepts (SettingsError naming the target otherwise). Not done
+    when the settings load (apprise takes most of a second to import): by ``config check``, ``alerts``
+    commands, the scheduler and the worker before they rely on the targets."""
+    if not alerts.targets:
         return
     import apprise
 
-    for name, url in targets.items():
+    for name, url in alerts.targets.items():
         if not apprise.Apprise().add(url):
-            raise SettingsError(f"{where}: [alerts.targets] {name}: apprise does not accept this URL (check its "
-                                "scheme, e.g. json://host/path, slack://T/B/X, mailto://host?to=...; "
+            raise SettingsError(f"{alerts.source}: [alerts.targets] {name}: apprise does not accept this URL (check "
+                                "its scheme, e.g. json://host/path, slack://T/B/X, mailto://host?to=...; "
                                 "see https://github.com/caronc/apprise/wiki)")

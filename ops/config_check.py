@@ -131,6 +131,13 @@ def _alerts(settings: Settings, report: CheckReport) -> None:
     if not alerts.rules and not alerts.targets:
         report.lines.append("alerts: no rules ([[alerts.rules]] in the settings; see settings.example.toml)")
         return
+    from alerts.rules import check_targets
+    from core.errors import SettingsError
+
+    try:
+        check_targets(alerts)
+    except SettingsError as exc:
+        report.problems.append(str(exc))
     for name, url in alerts.targets.items():  # the scheme only: the rest of a URL can hold a token
         used = [r.name for r in alerts.rules if name in r.targets]
         report.lines.append(f"alert target {name}: {urlsplit(url).scheme}:// URL; rules: {', '.join(used) or 'none'}")

@@ -115,6 +115,9 @@ class Scheduler:
         if s.gap_fill_at and s.gap_fill_datasets:
             self.add("gap_fill", self._gap_fill, lambda p: p.every().day.at(s.gap_fill_at, LONDON))
         if self.settings.alerts.rules:
+            from alerts.rules import check_targets
+
+            check_targets(self.settings.alerts)  # a target apprise cannot use stops the start, not the first alert
             minutes = self.settings.alerts.check_minutes
             self.add("alerts", self._alerts, lambda p: p.every(max(1, round(minutes * 60))).seconds)
         return self

@@ -466,7 +466,7 @@ def test_secrets_in_target_urls_come_from_the_environment_and_are_never_logged_o
     ({"name": "x", "kind": "silence", "datasets": ["BOALF"]}, {}, "no known cadence for BOALF: set cadence_minutes"),
     ({"name": "x", "kind": "frequency", "targets": ["slack"]}, {"desk": "json://127.0.0.1/hook"},
      "target(s) slack are not in [alerts.targets] (defined: desk)"),
-    ({"name": "x", "kind": "frequency"}, {"desk": "msteams://abc"}, "[alerts.targets] desk: apprise does not accept"),
+    ({"name": "x", "kind": "frequency"}, {"desk": "hooks.example.com/abc"}, "[alerts.targets] desk must be an apprise URL"),
     ({"name": "x", "kind": "frequency"}, {"desk": "json://${NOT_SET_HERE}@127.0.0.1/h"},
      "[alerts.targets] desk uses ${NOT_SET_HERE}, which is not set in the environment"),
     ({"name": "bad name!", "kind": "frequency"}, {}, "name must be 1-64 letters"),
@@ -475,6 +475,19 @@ def test_a_wrong_rule_or_target_is_a_clear_settings_error(tmp_path, rule, target
     with pytest.raises(SettingsError) as info:
         settings_for(tmp_path, [rule], targets)
     assert message in str(info.value)
+
+
+def test_a_url_apprise_does_not_accept_stops_the_check_and_the_scheduler_before_anything_fires(tmp_path, wh):
+    from alerts.rules import check_targets
+    from ops.scheduler import Scheduler
+
+    settings = settings_for(tmp_path, [{"name": "band", "kind": "frequency"}], {"desk": "msteams://abc/def"})
+    with pytest.raises(SettingsError, match=r"\[alerts.targets\] desk: apprise does not accept this URL"):
+        check_targets(settings.alerts)
+    with pytest.raises(SettingsError, match="apprise does not accept"):
+        check(wh, settings, as_of=T0)
+    with pytest.raises(SettingsError, match="apprise does not accept"):
+        Scheduler(settings, wh.url, connect_warehouse=lambda: wh).build()
 
 
 # ---------------------------------------------------------------------------------------- where rules run
