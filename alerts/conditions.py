@@ -251,11 +251,18 @@ def _silence(wh, rule: Rule, as_of, settings) -> list[Condition] | None:
         sources = ", ".join(where.get(s, s) for s in (last.get(code, {}).get("sources") or "").split(",") if s)
         out.append(Condition(
             subject=code, started_at=(arrived or since) + limit,
-            headline=f"no {code} message for {silent.total_seconds() / 60:,.0f} minutes "
+            headline=f"no {code} message for {_duration(silent)} "
                      f"(limit {limit.total_seconds() / 60:g} = {rule.factor:g} x {cadence.total_seconds() / 60:g} min)",
             value=round(silent.total_seconds() / 60, 1), unit="min",
             details=(f"last arrival {_iso(arrived)} via {sources}" if arrived else "no arrival in the last 7 days")))
     return out
+
+
+def _duration(d: dt.timedelta) -> str:
+    minutes = d.total_seconds() / 60
+    if minutes < 120:
+        return f"{minutes:.0f} minutes"
+    return f"{minutes / 60:.1f} hours" if minutes < 48 * 60 else f"{minutes / 1440:.1f} days"
 
 
 def _secret_expiry(wh, rule: Rule, as_of, settings: Settings) -> list[Condition] | None:

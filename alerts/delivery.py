@@ -64,11 +64,19 @@ class Notifier:
         errors: list[str] = []
 
         def attempt() -> bool:
-            with apprise.LogCapture(level=logging.WARNING) as captured:
-                result = notifier.notify(body=message.body, title=message.title,
-                                         notify_type=getattr(apprise.NotifyType, message.level.upper()))
-                if not result:
-                    errors.append(" ".join(captured.getvalue().split())[:500] or "apprise reported a failure")
+            library = logging.getLogger("apprise")
+            propagate = library.propagate
+            # apprise's own lines (two per try) stay out of the log unless debugging: the outcome is logged once
+            library.propagate = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+            try:
+                with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
+                    result = notifier.notify(body=message.body, title=message.title,
+                                             notify_type=getattr(apprise.NotifyType, message.level.upper()))
+                    if not result:
+                        said = "; ".join(line.strip() for line in captured.getvalue().splitlines() if line.strip())
+                        errors.append(said[:500] or "apprise reported a failure")
+            finally:
+                library.propagate = propagate
             return bool(result)
 
         retrying = Retrying(stop=stop_after_attempt(self.attempts), wait=self.wait,
