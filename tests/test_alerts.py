@@ -684,3 +684,51 @@ def test_replaying_an_earlier_time_never_closes_an_event_seen_later(tmp_path, wh
     earlier = T0 - dt.timedelta(hours=2)  # before the outage was published: the check cannot see it
     assert check(wh, settings, as_of=earlier, now=T0, notifier=fast(settings)).closed == []
     assert [e["state"] for e in list_events(wh, now=T0)] == ["open"]
+
+
+def test_a_user_adds_a_rule_and_a_webhook_runs_the_scheduler_and_gets_one_message_per_event(tmp_path, hook):
+    """The issue's "done when": run.py schedule, IRIS over Service Bus (the local AMQP peer), a JSON webhook."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.peers.servicebus import FakeServiceBus
+    from warehouse.duckdb import DuckDBWarehouse
+
+    root = Path(__file__).resolve().parent.parent
+    bus = FakeServiceBus(lock_duration_s=5).start()
+    db = tmp_path / "w.duckdb"
+    settings_file = tmp_path / "settings.toml"
+    settings_file.write_text(
+        '[schedule]\niris_worker = true\nrefresh_minutes = 0\np114_fetch_at = "off"\ngap_fill_at = "off"\n'
+        f'[alerts]\nmin_interval_seconds = 0.2\ncheck_minutes = 0.1\n[alerts.targets]\ndesk = "{hook.url}"\n'
+        '[[alerts.rules]]\nname = "frequency-band"\nkind = "frequency"\nlow = 49.8\nhigh = 50.2\nmin_seconds = 30\n'
+        'targets = ["desk"]\n')
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    batches = [[{"dataset": "FREQ", "measurementTime": z(now - dt.timedelta(seconds=15 * k)),
+                 "frequency": 49.62 if k <= 4 else 50.0} for k in range(i * 8, i * 8 + 8)] for i in range(3)]
+    env = {**os.environ, "PYTHONPATH": str(root), "IRIS_CONNECTION_STRING": bus.connection_string,
+           "IRIS_QUEUE_NAME": "iris.alerts-test"}
+    cmd = [sys.executable, str(root / "run.py"), "--warehouse", f"duckdb:///{db}", "--settings", str(settings_file),
+           "schedule"]
+    try:
+        for i, rows in enumerate(batches):  # three messages, as Elexon sends FREQ every two minutes
+            bus.send("iris.alerts-test", json.dumps(rows), message_id=f"freq-{i}", subject="FREQ")
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while not hook.posts or len(bus.snapshot("iris.alerts-test")["completed"]) < 3:
+            assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else ""
+            time.sleep(0.2)
+        time.sleep(7)  # more worker pokes and a scheduler tick (every 6 s): still one message
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        bus.stop()
+    assert proc.returncode == 0, err
+    assert len(hook.posts) == 1, hook.posts
+    assert hook.posts[0]["title"].startswith("ALERT frequency-band: system frequency below 49.8 Hz: 49.620 Hz")
+    with DuckDBWarehouse(db) as wh:
+        assert wh.query_rows(f"SELECT rule, state FROM {EVENTS.name}") == [{"rule": "frequency-band", "state": "open"}]
+        assert wh.scalar(f"SELECT COUNT(*) FROM {DELIVERIES.name} WHERE ok") == 1
+        assert wh.scalar("SELECT COUNT(*) FROM ops_job_runs WHERE job = 'alerts' AND outcome = 'ok'") >= 1
