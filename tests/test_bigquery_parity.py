@@ -18,12 +18,14 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from alerts.events import check
+from alerts.rules import parse_alerts
 from core.config import Settings
 from ingest.iris.api import InsightsClient
 from ingest.iris.files import replay_directory
 from ingest.iris.load import IrisLoader
 from ingest.p114.backfill import run_backfill
-from ops.demo import DEMO_DAYS, write_demo_assets, write_demo_iris, write_demo_p114
+from ops.demo import DEMO_ALERT_RULES, DEMO_DAYS, IRIS_DAY, write_demo_assets, write_demo_iris, write_demo_p114
 from reporting.assets import import_assets
 from reporting.dashboard import load_template
 from reporting.reference import load_bmunits
@@ -85,7 +87,7 @@ def settings_for(sheet_id: str, out) -> Settings:
     return s
 
 
-def run_pipeline(wh, inputs, sheet_id, out, sheets_endpoint, insights_url) -> dict:
+def run_pipeline(wh, inputs, sheet_id, out, sheets_endpoint, insights_url, hook_url) -> dict:
     """Everything a user runs, in order; returns what each step reported."""
     backfill = run_backfill(wh, DEMO_DAYS[0], DEMO_DAYS[-1], source=str(inputs / "p114"))
     first = replay_directory(IrisLoader(wh), inputs / "iris", batch_size=1000)
@@ -95,13 +97,16 @@ def run_pipeline(wh, inputs, sheet_id, out, sheets_endpoint, insights_url) -> di
     import_assets(wh, write_demo_assets(Path(out) / "assets.csv"))
     settings = settings_for(sheet_id, out)
     settings.sheets.endpoint = sheets_endpoint
+    settings.alerts = parse_alerts({"targets": {"desk": hook_url}, "rules": DEMO_ALERT_RULES}, "parity", {})
+    alerts = [check(wh, settings, as_of=IRIS_DAY + dt.timedelta(hours=h), now=NOW) for h in range(2, 27, 2)]
     options = report_options(settings, date_from=DEMO_DAYS[0], date_to=DEMO_DAYS[-1], today=TODAY, now=NOW)
     pushed = refresh(wh, settings, "main", target="sheets", now=NOW, options=options)
     return {"files": len(backfill.results), "loaded": sum(r.status == "loaded" for r in backfill.results),
             "iris_rows": first.rows, "iris_inserted_again": second.rows - second.duplicate_rows,
             "iris_duplicate_messages_again": second.duplicate_messages,
             "iris_corrections": corrections.corrections, "reference": reference,
-            "sheet_requests": pushed.requests, "options": options}
+            "sheet_requests": pushed.requests, "options": options,
+            "alerts": [(len(a.opened), len(a.closed), sum(s.ok for s in a.sent)) for a in alerts]}
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +117,9 @@ def both(inputs, bigquery_emulator, tmp_path_factory):
     from warehouse.bigquery import BigQueryOptions, BigQueryWarehouse
 
     mp = pytest.MonkeyPatch()
-    insights, sheets = FakeInsights().start(), FakeSheets().start()
+    from tests.peers.notify import Webhook
+
+    insights, sheets, hook = FakeInsights().start(), FakeSheets().start(), Webhook().start()
     insights.bmunits = REFERENCE
     mp.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     sheets.create("duck", tabs={"Sheet1": (1000, 26)})
@@ -122,14 +129,15 @@ def both(inputs, bigquery_emulator, tmp_path_factory):
     bq = BigQueryWarehouse(bigquery_emulator.project, "parity",
                            BigQueryOptions(api_endpoint=bigquery_emulator.endpoint, location="EU"))
     try:
-        steps = {"duckdb": run_pipeline(duck, inputs, "duck", work / "out-duck", sheets.url, insights.url),
-                 "bigquery": run_pipeline(bq, inputs, "bq", work / "out-bq", sheets.url, insights.url)}
+        steps = {"duckdb": run_pipeline(duck, inputs, "duck", work / "out-duck", sheets.url, insights.url, hook.url),
+                 "bigquery": run_pipeline(bq, inputs, "bq", work / "out-bq", sheets.url, insights.url, hook.url)}
         yield duck, bq, sheets, steps
     finally:
         duck.close()
         bq.close()
         insights.stop()
         sheets.stop()
+        hook.stop()
         mp.undo()
 
 
@@ -176,6 +184,8 @@ def test_each_step_reports_the_same_on_both_engines(both, inputs):
     assert len(amended) == len(AMENDED) and duck["iris_corrections"] == sum(map(len, amended))
     assert duck["reference"] == len(REFERENCE)
     assert duck["sheet_requests"] <= 3
+    assert sum(opened for opened, _, _ in duck["alerts"]) > 0  # every event announced once, on both engines
+    assert sum(opened for opened, _, _ in duck["alerts"]) == sum(sent for _, _, sent in duck["alerts"])
 
 
 def test_every_table_and_view_holds_the_same_rows_and_types(both):
