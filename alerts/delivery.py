@@ -81,7 +81,11 @@ class Notifier:
 
         retrying = Retrying(stop=stop_after_attempt(self.attempts), wait=self.wait,
                             retry=retry_if_result(lambda sent: not sent), retry_error_callback=lambda state: False)
-        ok = retrying(attempt)
+        try:
+            ok = retrying(attempt)
+        except Exception as exc:  # noqa: BLE001 - a plugin that raises is a failed send, recorded like any other
+            ok = False
+            errors.append(f"{type(exc).__name__}: {exc}")
         tries = retrying.statistics.get("attempt_number", 1)
         error = None if ok else redact(errors[-1] if errors else "failed")
         if not ok:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -127,11 +128,21 @@ def event_id(rule: str, subject: str) -> str:
     return hashlib.sha1(f"{rule}\0{subject}".encode()).hexdigest()[:20]
 
 
+_ONE_CHECK_AT_A_TIME = threading.Lock()  # the worker's monitor and the scheduler's job share a process
+
+
 def check(wh: Warehouse, settings: Settings, *, as_of: dt.datetime | None = None,
           kinds: Collection[str] | None = None, notifier: Notifier | None = None,
           now: dt.datetime | None = None) -> CheckResult:
     """Evaluate the rules (those of ``kinds``, else all) at ``as_of`` (default now), record the events
-    that opened and closed, and deliver their messages."""
+    that opened and closed, and deliver their messages. Checks in one process take turns, so two
+    never open the same event."""
+    with _ONE_CHECK_AT_A_TIME:
+        return _check(wh, settings, as_of, kinds, notifier, now)
+
+
+def _check(wh: Warehouse, settings: Settings, as_of: dt.datetime | None, kinds: Collection[str] | None,
+           notifier: Notifier | None, now: dt.datetime | None) -> CheckResult:
     alerts = settings.alerts
     now = now or dt.datetime.now(dt.timezone.utc)
     as_of = as_of or now

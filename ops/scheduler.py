@@ -287,8 +287,12 @@ class Scheduler:
 
     def _alerts(self, wh: Warehouse) -> str:
         from alerts.events import check
+        from alerts.rules import IRIS_KINDS, KINDS
 
-        result = check(wh, self.settings)
+        # with iris_worker = false the worker runs as its own service (python run.py ingest iris) and checks
+        # the market rules after each batch; two processes checking them could announce an event twice
+        kinds = None if self.settings.schedule.iris_worker else set(KINDS) - IRIS_KINDS
+        result = check(wh, self.settings, kinds=kinds)
         for line in result.lines()[1:]:
             log.info("alerts: %s", line.strip())
         failed = [s for s in result.sent if not s.ok]

@@ -732,3 +732,16 @@ def test_a_user_adds_a_rule_and_a_webhook_runs_the_scheduler_and_gets_one_messag
         assert wh.query_rows(f"SELECT rule, state FROM {EVENTS.name}") == [{"rule": "frequency-band", "state": "open"}]
         assert wh.scalar(f"SELECT COUNT(*) FROM {DELIVERIES.name} WHERE ok") == 1
         assert wh.scalar("SELECT COUNT(*) FROM ops_job_runs WHERE job = 'alerts' AND outcome = 'ok'") >= 1
+
+
+def test_with_the_worker_as_its_own_service_the_scheduler_leaves_the_market_rules_to_it(tmp_path, wh, hook):
+    from ops.scheduler import Scheduler
+
+    settings = settings_for(tmp_path, [{"name": "band", "kind": "frequency"}, {"name": "jobs", "kind": "job_failed"}],
+                            {"desk": hook.url},
+                            extra="[schedule]\niris_worker = false\nrefresh_minutes = 0\np114_fetch_at = \"off\"\n"
+                                  "gap_fill_at = \"off\"\n")
+    recent_excursion(tmp_path / "drop")
+    load(wh, tmp_path / "drop")
+    run = Scheduler(settings, wh.url, connect_warehouse=lambda: wh).build().run_job("alerts")
+    assert run.outcome == "ok" and run.detail.startswith("1 rule(s) checked") and hook.posts == []
