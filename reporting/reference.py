@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import TYPE_CHECKING
 
 import orjson
 import pyarrow as pa
 
 from core.errors import InsightsError, SourceError
-from ingest.iris.api import InsightsClient
 from warehouse.base import Delete, Warehouse
 from warehouse.schema import Column, Table
+
+if TYPE_CHECKING:  # the HTTP client (requests) is imported only when the list is fetched: reports never need it
+    from ingest.iris.api import InsightsClient
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,8 @@ def load_bmunits(wh: Warehouse, client: InsightsClient | None = None, body: byte
                  source: str | None = None) -> int:
     """Replace ``bmu_reference`` with Elexon's current BM unit list; return the number of units."""
     if body is None:
+        from ingest.iris.api import InsightsClient
+
         client = client or InsightsClient()
         response = client.session.get(client.base_url + "/reference/bmunits/all", timeout=client.timeout)
         if response.status_code != 200:
