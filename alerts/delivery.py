@@ -10,14 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from core.logs import redact
+from core.settlement import LONDON
 
 log = logging.getLogger(__name__)
-LONDON = ZoneInfo("Europe/London")
 
 
 @dataclass

@@ -50,6 +50,11 @@ def period_start_utc(day: dt.date, period: int) -> dt.datetime:
     return local_midnight_utc(day) + dt.timedelta(minutes=30 * (period - 1))
 
 
+def iso_utc(t: dt.datetime) -> str:
+    """An instant as RFC 3339 in UTC to the second: ``2026-05-06T12:00:00Z``."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def parse_run(run: str) -> str:
     """Validate a settlement run code (II, SF, R1, R2, R3, RF, DF) and return it upper-cased."""
     code = run.strip().upper()

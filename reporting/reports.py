@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from core.errors import ReportError
 from core.settlement import RUN_PRECEDENCE, RUN_RANK
-from ingest.iris.datasets import SPECS, table_name
+from ingest.iris.datasets import SPECS, DatasetTables, table_name
 from ingest.iris.tables import ensure_iris_schema
 from ingest.p114.tables import ALL_TABLES, MANIFEST, ensure_p114_schema
 from core.assets import Asset
@@ -362,7 +362,7 @@ def _section_queries(wh: Warehouse, spec: ReportSpec, warnings: list[str], extra
     for section in spec.sections:
         if only is not None and section.name not in only:
             continue
-        context = {"tables": _TableMap(iris_tables), **extra}
+        context = {"tables": DatasetTables(iris_tables), **extra}
         if section.name == "iris":
             datasets = [
                 {"code": code, "table": iris_tables[code], "column": SPECS[code].event_time,
@@ -381,13 +381,6 @@ def _section_queries(wh: Warehouse, spec: ReportSpec, warnings: list[str], extra
             yield section.name, pa.table({})
             continue
         yield section.name, render(section.template, wh, **context)
-
-
-class _TableMap(dict):
-    """``tables.FREQ`` in templates: the table of a dataset, or '' when it is not loaded."""
-
-    def __getattr__(self, code: str) -> str:
-        return self.get(code, "")
 
 
 def _add_overdue_runs(table: pa.Table, options: ReportOptions) -> pa.Table:

@@ -27,6 +27,7 @@ import requests
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from core.errors import ArgumentError, InsightsError
+from core.settlement import iso_utc
 from ingest.iris.datasets import SPECS, DatasetSpec
 from ingest.iris.decode import Message
 from ingest.iris.load import IrisLoader
@@ -85,7 +86,7 @@ class InsightsClient:
     def fetch(self, spec: DatasetSpec, start: dt.datetime, end: dt.datetime) -> bytes:
         """The raw body for one window (``start`` and ``end`` inclusive, as the API treats them)."""
         api = spec.api
-        params = {api.from_param: _iso(start), api.to_param: _iso(end)}
+        params = {api.from_param: iso_utc(start), api.to_param: iso_utc(end)}
         what = f"{api.path} {params}"
 
         def once() -> bytes:
@@ -166,7 +167,7 @@ def fill_gap(
             continue
         fetched = dt.datetime.now(dt.timezone.utc)
         message = Message(
-            message_id=f"api:{code}:{_iso(lo)}:{_iso(hi)}:{fetched:%Y%m%dT%H%M%S.%f}",
+            message_id=f"api:{code}:{iso_utc(lo)}:{iso_utc(hi)}:{fetched:%Y%m%dT%H%M%S.%f}",
             body=body,
             subject=code,
             source="api",
@@ -195,7 +196,3 @@ def _complete_windows(wh, code: str, start: dt.datetime, end: dt.datetime) -> li
         "WHERE dataset = @code AND window_from >= @lo AND window_from < @hi",
         {"code": code, "lo": start - dt.timedelta(days=7), "hi": end})
     return sorted((r["window_from"], r["window_to"]) for r in rows if r["fetched_at"] - r["window_to"] >= SETTLED_AFTER)
-
-
-def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

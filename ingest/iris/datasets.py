@@ -91,6 +91,13 @@ def table_name(dataset: str) -> str:
     return "bmrs_" + re.sub(r"[^0-9a-z_]", "_", dataset.lower())
 
 
+class DatasetTables(dict):
+    """``tables.FREQ`` in SQL templates: the table of a dataset, or '' when it is not in the map."""
+
+    def __getattr__(self, code: str) -> str:
+        return self.get(code, "")
+
+
 _STREAM = "/datasets/{}/stream"
 _DAY, _HOUR = dt.timedelta(days=1), dt.timedelta(hours=1)
 
