@@ -19,6 +19,8 @@ from typing import Any
 
 from alerts.rules import MESSAGE_CADENCE, Rule
 from core.config import Settings
+from core.settlement import iso_utc
+from ingest.iris.datasets import SPECS, DatasetTables, table_name
 from warehouse.base import Warehouse
 from warehouse.sqltemplates import render
 
@@ -36,29 +38,18 @@ class Condition:
     details: str = ""
 
 
-class _Tables(dict):
-    def __getattr__(self, code: str) -> str:
-        return self.get(code, "")
-
-
 def evaluate(wh: Warehouse, rule: Rule, as_of: dt.datetime, settings: Settings) -> list[Condition] | None:
     """The rule's conditions at ``as_of``; None when the data it reads is not in the warehouse."""
     return _KINDS[rule.kind](wh, rule, as_of, settings)
 
 
 def _query(wh: Warehouse, template: str, params: dict[str, Any], **context: Any) -> list[dict]:
-    from ingest.iris.datasets import SPECS, table_name
-
-    tables = _Tables({code: table_name(code) for code in SPECS})
+    tables = DatasetTables({code: table_name(code) for code in SPECS})
     return wh.query_rows(render(f"alerts/{template}.sql.j2", wh, tables=tables, **context), params)
 
 
 def _exists(wh: Warehouse, *tables: str) -> bool:
     return all(wh.table_columns(t) is not None for t in tables)
-
-
-def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---------------------------------------------------------------------------------------- market
@@ -75,9 +66,9 @@ def _frequency(wh, rule: Rule, as_of, settings) -> list[Condition] | None:
         side = f"below {rule.low:g} Hz" if below else f"above {rule.high:g} Hz"
         lasted = f"for {r['seconds']} s" + (" and continuing" if r["ended_at"] is None else "")
         out.append(Condition(
-            subject=f"excursion from {_iso(r['started_at'])}", started_at=r["started_at"], ended_at=r["ended_at"],
+            subject=f"excursion from {iso_utc(r['started_at'])}", started_at=r["started_at"], ended_at=r["ended_at"],
             headline=f"system frequency {side}: {worst:.3f} Hz, outside {rule.low:g}-{rule.high:g} Hz {lasted}",
-            value=worst, unit="Hz", details=f"{r['readings']} readings outside the band; last at {_iso(r['last_outside'])}"))
+            value=worst, unit="Hz", details=f"{r['readings']} readings outside the band; last at {iso_utc(r['last_outside'])}"))
     return out
 
 
@@ -104,7 +95,7 @@ def _price(wh, rule: Rule, as_of, settings) -> list[Condition] | None:
                 last = run[-1]
                 ongoing = last["start_time"] == newest
                 out.append(Condition(
-                    subject=f"{label} {level:g} from {_iso(run[0]['start_time'])}", started_at=run[0]["start_time"],
+                    subject=f"{label} {level:g} from {iso_utc(run[0]['start_time'])}", started_at=run[0]["start_time"],
                     ended_at=None if ongoing else last["start_time"] + PERIOD,
                     headline=f"{name} {label} £{level:g}/MWh: £{worst:,.2f}/MWh in {len(run)} period(s) from "
                              f"{_period(run[0])}" + (" and continuing" if ongoing else ""),
@@ -118,7 +109,7 @@ def _price(wh, rule: Rule, as_of, settings) -> list[Condition] | None:
             change = r["price"] - r["previous_price"]
             if abs(change) >= rule.jump:
                 out.append(Condition(
-                    subject=f"jump at {_iso(r['start_time'])}", started_at=r["start_time"],
+                    subject=f"jump at {iso_utc(r['start_time'])}", started_at=r["start_time"],
                     ended_at=r["start_time"] + PERIOD if r["start_time"] + PERIOD <= as_of else None,
                     headline=f"{name} {'rose' if change > 0 else 'fell'} £{abs(change):,.2f}/MWh in one period: "
                              f"£{r['previous_price']:,.2f} → £{r['price']:,.2f}/MWh at {_period(r)}",
@@ -126,15 +117,12 @@ def _price(wh, rule: Rule, as_of, settings) -> list[Condition] | None:
     return out
 
 
-def _amount(value: float, what: str) -> str:
-    return f"{value:.3g}" if what == "lolp" else f"{value:,.0f} MW"
-
-
 def _period(r: dict) -> str:
     return f"{r['settlement_date']} period {r['settlement_period']}"
 
 
-def _forecast(table: str, column: str, national: bool, what: str, test, level_text):
+def _forecast(table: str, column: str, national: bool, unit: str, test, severity, level_text):
+    """A forecast rule: ``test(rule, value)`` picks the periods; the worst is the most ``severity(value)``."""
     def kind(wh, rule: Rule, as_of, settings) -> list[Condition] | None:
         if not _exists(wh, table):
             return None
@@ -146,17 +134,16 @@ def _forecast(table: str, column: str, national: bool, what: str, test, level_te
                 by_date.setdefault(r["settlement_date"], []).append(r)
         out = []
         for day, periods in by_date.items():
-            worst = min(periods, key=lambda r: r["value"]) if what != "lolp" else max(periods, key=lambda r: r["value"])
-            if what == "imbalance":
-                worst = max(periods, key=lambda r: abs(r["value"]))
+            worst = max(periods, key=lambda r: severity(r["value"]))
             first, last = periods[0], periods[-1]
+            amount = f"{worst['value']:,.0f} MW" if unit == "MW" else f"{worst['value']:.3g}"
             out.append(Condition(
                 subject=f"forecast for {day}", started_at=first["start_time"],
-                headline=f"{level_text(rule)} forecast for {day}: {_amount(worst['value'], what)} in period "
+                headline=f"{level_text(rule)} forecast for {day}: {amount} in period "
                          f"{worst['settlement_period']} ({len(periods)} period(s), {first['settlement_period']}-"
                          f"{last['settlement_period']})",
-                value=float(worst["value"]), unit="" if what == "lolp" else "MW",
-                details=f"latest forecast published {_iso(max(p['publish_time'] for p in periods))}"))
+                value=float(worst["value"]), unit=unit,
+                details=f"latest forecast published {iso_utc(max(p['publish_time'] for p in periods))}"))
         return out
     return kind
 
@@ -177,7 +164,7 @@ def _syswarn(wh, rule: Rule, as_of, settings) -> list[Condition] | None:
         if rule.contains and rule.contains.lower() not in text.lower():
             continue
         digest = hashlib.sha1(text.encode()).hexdigest()[:8]
-        out.append(Condition(subject=f"warning {_iso(r['publish_time'])} {digest}", started_at=r["publish_time"],
+        out.append(Condition(subject=f"warning {iso_utc(r['publish_time'])} {digest}", started_at=r["publish_time"],
                              headline=f"system warning{f' ({kind})' if kind else ''}: {text[:300]}"))
     return out
 
@@ -194,12 +181,12 @@ def _outage(wh, rule: Rule, as_of, settings) -> list[Condition] | None:
         if fuels and (r["fuel_type"] or "").upper() not in fuels:
             continue
         unit = r["affected_unit"] or r["asset_id"] or "?"
-        end = f" until {_iso(r['event_end_time'])}" if r["event_end_time"] else ", no end given"
+        end = f" until {iso_utc(r['event_end_time'])}" if r["event_end_time"] else ", no end given"
         revised = f" (revision {r['revision_number']})" if (r["revision_number"] or 0) > 1 else ""
         out.append(Condition(
             subject=f"{r['mrid']} revision {r['revision_number']}", started_at=r["event_start_time"] or r["publish_time"],
             headline=f"unplanned outage{revised} of {unit} ({r['fuel_type'] or 'fuel not given'}): "
-                     f"{r['unavailable_mw']:,.0f} MW unavailable from {_iso(r['event_start_time'])}{end}",
+                     f"{r['unavailable_mw']:,.0f} MW unavailable from {iso_utc(r['event_start_time'])}{end}",
             value=float(r["unavailable_mw"]), unit="MW",
             details=f"REMIT {r['mrid']}; normal {r['normal_capacity']} MW, available {r['available_capacity']} MW"
                     + (f"; cause: {r['cause']}" if r["cause"] else "")))
@@ -226,8 +213,8 @@ def _acceptance(wh, rule: Rule, as_of, settings) -> list[Condition] | None:
             ended_at=None if ongoing else r["time_to"],
             headline=f"{r['bm_unit']} accepted (acceptance {r['acceptance_number']}"
                      f"{', system flagged' if r['so_flag'] else ''}): {r['lowest_mw']:g} to {r['highest_mw']:g} MW, "
-                     f"{_iso(r['time_from'])} to {_iso(r['time_to'])}",
-            value=float(r["highest_mw"]), unit="MW", details=f"issued {_iso(r['acceptance_time'])}"))
+                     f"{iso_utc(r['time_from'])} to {iso_utc(r['time_to'])}",
+            value=float(r["highest_mw"]), unit="MW", details=f"issued {iso_utc(r['acceptance_time'])}"))
     return out
 
 
@@ -254,7 +241,7 @@ def _silence(wh, rule: Rule, as_of, settings) -> list[Condition] | None:
             headline=f"no {code} message for {_duration(silent)} "
                      f"(limit {limit.total_seconds() / 60:g} = {rule.factor:g} x {cadence.total_seconds() / 60:g} min)",
             value=round(silent.total_seconds() / 60, 1), unit="min",
-            details=(f"last arrival {_iso(arrived)} via {sources}" if arrived else "no arrival in the last 7 days")))
+            details=(f"last arrival {iso_utc(arrived)} via {sources}" if arrived else "no arrival in the last 7 days")))
     return out
 
 
@@ -320,7 +307,7 @@ def _job_failed(wh, rule: Rule, as_of, settings) -> list[Condition] | None:
         if r["outcome"] != "failed" or (rule.jobs and r["job"] not in rule.jobs):
             continue
         out.append(Condition(subject=r["job"], started_at=r["started_at"],
-                             headline=f"scheduled job {r['job']} failed at {_iso(r['started_at'])}: "
+                             headline=f"scheduled job {r['job']} failed at {iso_utc(r['started_at'])}: "
                                       f"{(r['detail'] or '')[:300]}"))
     return out
 
@@ -328,12 +315,12 @@ def _job_failed(wh, rule: Rule, as_of, settings) -> list[Condition] | None:
 _KINDS = {
     "frequency": _frequency,
     "price": _price,
-    "margin": _forecast("bmrs_melngc", "margin", True, "margin", lambda rule, v: v < rule.below,
+    "margin": _forecast("bmrs_melngc", "margin", True, "MW", lambda rule, v: v < rule.below, lambda v: -v,
                         lambda rule: f"national margin below {rule.below:g} MW"),
-    "imbalance": _forecast("bmrs_imbalngc", "imbalance", True, "imbalance", lambda rule, v: abs(v) > rule.beyond,
+    "imbalance": _forecast("bmrs_imbalngc", "imbalance", True, "MW", lambda rule, v: abs(v) > rule.beyond, abs,
                            lambda rule: f"national imbalance beyond ±{rule.beyond:g} MW"),
-    "lolp": _forecast("bmrs_lolpdrm", "loss_of_load_probability", False, "lolp", lambda rule, v: v > rule.above,
-                      lambda rule: f"loss-of-load probability above {rule.above:g}"),
+    "lolp": _forecast("bmrs_lolpdrm", "loss_of_load_probability", False, "", lambda rule, v: v > rule.above,
+                      lambda v: v, lambda rule: f"loss-of-load probability above {rule.above:g}"),
     "syswarn": _syswarn,
     "outage": _outage,
     "acceptance": _acceptance,

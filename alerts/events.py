@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from alerts.conditions import Condition, evaluate
-from alerts.delivery import Message, Notifier, when
+from alerts.delivery import Message, Notifier, Outcome, when
 from alerts.rules import Rule, check_targets
 from core.config import Settings
 from core.errors import ElexonError, WarehouseUnavailable
 from warehouse.base import Batch, Delete, Warehouse
 from warehouse.schema import Column, Table
+from warehouse.sqltemplates import render
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def _check(wh: Warehouse, settings: Settings, as_of: dt.datetime | None, kinds: 
     check_targets(alerts)
     ensure_alert_schema(wh)
     names = [r.name for r in rules]
-    open_events = _rows(wh, f"SELECT * FROM {wh.ref(EVENTS.name)} WHERE state = 'open' AND {wh.in_list('rule', 'names')}",
+    open_events = wh.query_rows(f"SELECT * FROM {wh.ref(EVENTS.name)} WHERE state = 'open' AND {wh.in_list('rule', 'names')}",
                         {"names": names})
     writes: list[dict] = []
     messages: list[tuple[dict, Rule, str]] = []
@@ -169,8 +170,8 @@ def _check(wh: Warehouse, settings: Settings, as_of: dt.datetime | None, kinds: 
             result.skipped.append(f"rule {rule.name}: the data a {rule.kind} rule reads is not loaded")
             continue
         by_id = {event_id(rule.name, c.subject): c for c in conditions}
-        known = {e["event_id"]: e for e in _rows(
-            wh, f"SELECT event_id, state FROM {wh.ref(EVENTS.name)} WHERE {wh.in_list('event_id', 'ids')}",
+        known = {e["event_id"]: e for e in wh.query_rows(
+            f"SELECT event_id, state FROM {wh.ref(EVENTS.name)} WHERE {wh.in_list('event_id', 'ids')}",
             {"ids": list(by_id)})} if by_id else {}
         for eid, c in by_id.items():
             if eid not in known:
@@ -216,7 +217,7 @@ def _due_again(wh: Warehouse, events: list[dict], rules: dict[str, Rule], now: d
     """Reminders for open events, and open messages that never got through."""
     if not events:
         return []
-    sends = {(r["event_id"], r["target"]): r for r in _rows(wh, f"""
+    sends = {(r["event_id"], r["target"]): r for r in wh.query_rows(f"""
         SELECT event_id, target, MAX(CASE WHEN ok THEN sent_at END) AS last_ok, MAX(sent_at) AS last_try,
                COUNT(*) AS tries
         FROM {wh.ref(DELIVERIES.name)} WHERE {wh.in_list('event_id', 'ids')} GROUP BY event_id, target""",
@@ -248,9 +249,7 @@ def deliver(wh: Warehouse, settings: Settings, messages: list[tuple], notifier: 
             outcome = notifier.send(target, message)
             sent.append(Sent(event["event_id"], rule.name, target, kind, message.title, outcome.ok, outcome.attempts,
                              outcome.error))
-            rows.append({"event_id": event["event_id"], "rule": rule.name, "target": target, "message": kind,
-                         "sent_at": now, "attempts": outcome.attempts, "ok": outcome.ok,
-                         "error": outcome.error, "title": message.title, "body": message.body})
+            rows.append(_delivery_row(event["event_id"], rule.name, target, kind, message, outcome, now))
     if rows:
         try:
             wh.write({DELIVERIES.name: DELIVERIES.conform(pa.Table.from_pylist(rows))})
@@ -259,10 +258,17 @@ def deliver(wh: Warehouse, settings: Settings, messages: list[tuple], notifier: 
     return sent
 
 
+def _delivery_row(event_id: str | None, rule: str | None, target: str, kind: str, message: Message,
+                  outcome: Outcome, now: dt.datetime) -> dict:
+    return {"event_id": event_id, "rule": rule, "target": target, "message": kind, "sent_at": now,
+            "attempts": outcome.attempts, "ok": outcome.ok, "error": outcome.error, "title": message.title,
+            "body": message.body}
+
+
 def compose(event: dict, rule: Rule, kind: str, dashboard_url: str | None) -> Message:
     """The message: what happened, the value, the threshold, the times in UTC and Europe/London, a link."""
     closing = kind == "close"
-    prefix = {"open": "ALERT", "retry": "ALERT", "reminder": "STILL OPEN", "close": "CLEARED", "test": "TEST"}[kind]
+    prefix = {"open": "ALERT", "retry": "ALERT", "reminder": "STILL OPEN", "close": "CLEARED"}[kind]
     title = f"{prefix} {rule.name}: {event['headline']}"
     if len(title) > 240:
         title = title[:237] + "..."
@@ -286,10 +292,6 @@ def compose(event: dict, rule: Rule, kind: str, dashboard_url: str | None) -> Me
     return Message(title, "\n".join(lines), "success" if closing else "warning")
 
 
-def _rows(wh: Warehouse, sql: str, params: dict) -> list[dict]:
-    return wh.query_rows(sql, params)
-
-
 def list_events(wh: Warehouse, *, only_open: bool = False, days: int = 7,
                 now: dt.datetime | None = None) -> list[dict]:
     """Events opened in the last ``days`` days and every open one (only open ones with ``only_open``),
@@ -298,8 +300,6 @@ def list_events(wh: Warehouse, *, only_open: bool = False, days: int = 7,
         return []
     ensure_alert_schema(wh)
     since = (now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=days)
-    from warehouse.sqltemplates import render
-
     return wh.query_rows(render("reports/_alert_events.sql.j2", wh, only_open=only_open), {"since": since})
 
 
@@ -321,8 +321,6 @@ def send_test(wh: Warehouse, settings: Settings, target: str, notifier: Notifier
     message = Message(f"TEST alert target {target}", "\n".join(lines), "info")
     outcome = notifier.send(target, message)
     ensure_alert_schema(wh)
-    wh.write({DELIVERIES.name: DELIVERIES.conform(pa.Table.from_pylist([{
-        "event_id": None, "rule": None, "target": target, "message": "test", "sent_at": now,
-        "attempts": outcome.attempts, "ok": outcome.ok, "error": outcome.error, "title": message.title,
-        "body": message.body}]))})
+    wh.write({DELIVERIES.name: DELIVERIES.conform(pa.Table.from_pylist([
+        _delivery_row(None, None, target, "test", message, outcome, now)]))})
     return outcome

@@ -61,8 +61,8 @@ class AlertMonitor:
             if self._stop.is_set() and not self._poked.is_set():
                 return
             wait = last + interval - time.monotonic()
-            if wait > 0 and self._stop.wait(wait):
-                pass  # stopping: check what was poked once more, now
+            if wait > 0:
+                self._stop.wait(wait)  # a stop cuts the wait short: what was poked is checked once more, now
             self._poked.clear()
             last = time.monotonic()
             try:
