@@ -488,13 +488,17 @@ def config_check(state: State, try_connect: bool) -> None:
 @click.option("--as-of", "as_of", default=None, help="live_grid: UTC time to report at (default: latest data).")
 @click.option("--population", type=click.Choice(["auto", "assets", "accepted", "all"]), default=None,
               help="self_balancing: which units [auto: the assets if any, else units with an acceptance].")
+@click.option("--unit", "units", multiple=True, metavar="ID",
+              help="reconciliation: only this BM unit (exact Elexon id; repeat for several).")
+@click.option("--tolerance", "tolerance_gbp", type=float, default=None,
+              help="reconciliation: £ per unit-period a difference may be and count as reconciled [1.0].")
 @click.option("--section", default=None, metavar="SECTION", help="Only this section (CSV of a report with several needs one).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--dry-run", is_flag=True, help="BigQuery: print the bytes each query would scan; run nothing.")
 @click.pass_obj
-def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_of, population, section: str | None,
-           fmt: str, dry_run: bool) -> None:
-    """Run report NAME: revenue, vlp_revenue, completeness, self_balancing or live_grid.
+def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_of, population, units, tolerance_gbp,
+           section: str | None, fmt: str, dry_run: bool) -> None:
+    """Run report NAME: revenue, vlp_revenue, reconciliation, completeness, self_balancing, live_grid or alerts.
 
     Prints each section of the report; the table format also prints the report's definition.
     Warnings (e.g. no BM unit reference data) go to stderr. With --dry-run (BigQuery only) nothing
@@ -506,7 +510,7 @@ def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_o
     options = report_options(
         state.settings, date_from=date_from.date() if date_from else None, date_to=date_to.date() if date_to else None,
         min_mwh=min_mwh, threshold=threshold, as_of=_utc(as_of, end_of_day=False) if as_of else None,
-        population=population,
+        population=population, units=list(units) or None, tolerance_gbp=tolerance_gbp,
     )
     if dry_run:
         scanned = dry_run_report(state.warehouse(create=False), name, options)

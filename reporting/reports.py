@@ -46,6 +46,8 @@ class ReportOptions:
     today: dt.date | None = None
     now: dt.datetime | None = None  # the clock the live grid's staleness is judged by (default: now)
     demo: bool = False  # generated sample data: its age is no warning, and the dashboard says it is a demo
+    units: list[str] = field(default_factory=list)  # reconciliation: only these BM units (exact ids)
+    tolerance_gbp: float = 1.0  # reconciliation: a difference up to this (£ per unit-period) is reconciled
 
 
 @dataclass
@@ -197,6 +199,28 @@ def _prepare_alerts(wh: Warehouse, o: ReportOptions, warnings: list[str], contex
     return {"since": now - dt.timedelta(days=7)}
 
 
+def _prepare_reconciliation(wh: Warehouse, o: ReportOptions, warnings: list[str],
+                            context: dict[str, Any]) -> dict[str, Any]:
+    tables = _existing_iris_tables(wh)
+    latest = o.date_to or _latest_settlement_date(wh)
+    if latest is None and "BOALF" in tables:
+        latest = wh.scalar(f"SELECT MAX(settlement_date) FROM {wh.ref(tables['BOALF'])}")
+    first, last = _settlement_window(wh, ReportOptions(date_from=o.date_from, date_to=latest, today=o.today), 1)
+    if (last - first).days > 31:
+        raise ReportError(f"the reconciliation recomputes every acceptance minute by minute: ask for at most 31 days "
+                          f"(--from {first} --to {last} is {(last - first).days + 1})")
+    for code, why in (("BOALF", "no recompute is possible"), ("PN", "FPN is taken as 0 MW"),
+                      ("BOD", "no bid-offer bands: the recompute prices nothing"),
+                      ("EBOCF", "Elexon's indicative cash is NULL"), ("BOAV", "Elexon's indicative volume is NULL")):
+        if code not in tables:
+            warnings.append(f"no {code} data loaded: {why} (IRIS, or python run.py ingest api {code} --from D --to D)")
+    context["units"] = bool(o.units)
+    params: dict[str, Any] = {"date_from": first, "date_to": last, "tolerance_gbp": float(o.tolerance_gbp)}
+    if o.units:
+        params["units"] = list(o.units)
+    return params
+
+
 SELF_BALANCING_POPULATIONS = {
     "auto": "the assets when any are listed, else the units with a BM acceptance",
     "assets": "the assets (python run.py assets list), interconnectors excluded",
@@ -293,6 +317,43 @@ REPORTS: dict[str, ReportSpec] = {
              Section("interconnectors", "reports/live_grid_interconnectors.sql.j2", "Interconnector flows"),
              Section("outages", "reports/live_grid_outages.sql.j2", "Units with active outages")),
             _prepare_live,
+        ),
+        ReportSpec(
+            "reconciliation",
+            "Indicative vs settled BM cash (reconciliation)",
+            "Per BM unit and settlement date (and, to drill down, per period and per acceptance), BM cash three ways, "
+            "on the settlement dates with IRIS balancing data (a BOALF acceptance or EBOCF); the summary counts the "
+            "dates without any and the settled cash on them, not compared. Population: every unit with an "
+            "acceptance, indicative or settled BM cash, or a non-delivery charge on those dates (or the units asked "
+            "for, exact ids). "
+            "Recompute: our Section T3 calculation from the loaded FPN (PN), BOALF and BOD: each minute, every "
+            "acceptance's level is compared with the level before it (FPN, or the previous acceptance covering that "
+            "minute); the move is split over the bid-offer bands stacked from FPN (offer pairs +1, +2 … above, bid "
+            "pairs -1, -2 … below), a move up is offer volume, a move down bid volume, each minute weighs 1/60 h, "
+            "offer volume x the pair's offer price + bid volume x its bid price (a move down through an offer band is "
+            "paid at that pair's bid price); RR-flagged acceptances are left out. Indicative: Elexon's own "
+            "figures from BMRS data, BOAV accepted volume and EBOCF cashflow (both sides, latest issue). Settled: BO4 "
+            "bid + offer volumes and cashflows of the canonical P114 run only (DF > RF > R3 > R2 > R1 > SF > II; "
+            "never summed across runs), with the BP7 non-delivery charge beside it. Difference = settled - recompute, "
+            "or indicative - recompute before settlement. Reason, per unit-period, the first that applies: "
+            "awaiting_data (neither indicative nor settled cash yet); reconciled (difference within the tolerance, "
+            "£ per unit-period); non_delivery (reconciled, and a non-delivery charge is levied on top); "
+            "no_acceptance_data (cash but no BOALF acceptance loaded); acceptance_excluded (the difference is the "
+            "cash of acceptances we priced that Elexon's BOAV does not list); reissued (an earlier settlement run, or "
+            "the first issue of EBOCF, agrees with the recompute: a later run moved the money); tlm (settled = "
+            "recompute x the BP7 transmission loss multiplier); indicative_missing (settled differs and no EBOCF is "
+            "loaded to say which side is wrong); unexplained. A unit-day's reason is that of its least explained "
+            "period; reasons lists them all. Naive: what a BOALF-only estimate gives: every acceptance's absolute MW "
+            "level over the minutes it covers, at pair +1's offer price (pair -1's bid price for a negative level, or whichever the unit submitted). It is wrong because BOALF "
+            "levels are the unit's instructed position, not the change from FPN or from the acceptance before; "
+            "superseded acceptances are counted again; the price depends on which band the move crosses. Unpriced "
+            "volume: a move beyond the last band submitted. Inferred steps (band stacking, minute weighting, no TLM "
+            "in BM cash) are checked against Elexon's BOAV/EBOCF where loaded.",
+            (Section("by_unit", "reports/reconciliation_units.sql.j2", "Per BM unit and settlement date"),
+             Section("summary", "reports/reconciliation_summary.sql.j2", "Share of settled cash explained"),
+             Section("by_period", "reports/reconciliation_periods.sql.j2", "Per unit and settlement period"),
+             Section("by_acceptance", "reports/reconciliation_acceptances.sql.j2", "Per acceptance and period")),
+            _prepare_reconciliation,
         ),
         ReportSpec(
             "alerts",

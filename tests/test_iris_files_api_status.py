@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.iris.api import InsightsClient, InsightsError, fill_gap, windows
+from ingest.iris.decode import Message
 from ingest.iris.files import drop_files, replay_directory
 from ingest.iris.generate import IrisGenerator, write_file_drop
 from ingest.iris.load import IrisLoader
@@ -122,6 +123,39 @@ def test_gap_fill_chunks_by_the_documented_limit_and_drops_edge_duplicates(wh, a
     assert wh.scalar("SELECT COUNT(*) FROM bmrs_freq") == 3 * 24 * 240 + 1
     assert wh.scalar("SELECT COUNT(DISTINCT measurement_time) FROM bmrs_freq") == 3 * 24 * 240 + 1
     assert wh.scalar("SELECT DISTINCT _source FROM bmrs_freq") == "api"
+
+
+def test_settlement_datasets_fill_one_call_per_date_and_side_and_rows_carry_the_side(wh, api):
+    row = {"settlementDate": "2025-01-15", "settlementPeriod": 20, "startTime": "2025-01-15T09:30:00Z",
+           "createdDateTime": "2025-01-15T14:00:00Z", "bmUnit": "T_ALPHA-1", "bmUnitType": "T",
+           "nationalGridBmUnit": "ALPHA-1", "leadPartyName": "Gen Co"}
+    base = "/balancing/settlement/indicative/cashflows/all"
+    api.settlement[f"{base}/offer/2025-01-15"] = [
+        {**row, "bidOfferPairCashflows": {"negative1": None, "positive1": 450.0}, "totalCashflow": 450.0}]
+    api.settlement[f"{base}/bid/2025-01-15"] = [
+        {**row, "bidOfferPairCashflows": {"negative1": -120.0, "positive1": None}, "totalCashflow": -120.0}]
+    lo, hi = dt.datetime(2025, 1, 15, tzinfo=UTC), dt.datetime(2025, 1, 17, tzinfo=UTC)
+    summary = fill_gap(IrisLoader(wh), "EBOCF", lo, hi, client=client(api))
+    assert [path for path, _ in api.requests] == [f"{base}/{side}/{day}" for day in ("2025-01-15", "2025-01-16")
+                                                  for side in ("bid", "offer")]
+    assert summary.inserted == 2 and summary.quarantined == 0
+    rows = wh.query_rows("SELECT side, total_cashflow, _source FROM bmrs_ebocf ORDER BY side")
+    assert [(r["side"], r["total_cashflow"], r["_source"]) for r in rows] == [("bid", -120.0, "api"), ("offer", 450.0, "api")]
+    assert wh.scalar("SELECT COUNT(*) FROM bmrs_ebocf_pairs") == 2  # the null pairs have no row
+
+
+def test_a_settlement_row_from_iris_without_a_side_takes_it_from_its_sign_or_is_quarantined(wh):
+    common = {"settlementDate": "2025-01-15", "settlementPeriod": 21, "startTime": "2025-01-15T10:00:00Z",
+              "createdDateTime": "2025-01-15T14:00:00Z", "bmUnit": "E_BRAVO-1"}
+    boav = [{**common, "dataset": "BOAV", "acceptanceId": 7, "totalVolumeAccepted": v, "pairVolumes": {"positive1": v}}
+            for v in (25.0, -10.0)]
+    ebocf = [{**common, "dataset": "EBOCF", "bidOfferPairCashflows": {"positive1": 2000.0}, "totalCashflow": 2000.0}]
+    result = IrisLoader(wh).load([Message("m-boav", json.dumps(boav).encode(), "BOAV"),
+                                  Message("m-ebocf", json.dumps(ebocf).encode(), "EBOCF")])
+    assert result.inserted == 2 and result.quarantined == 1
+    assert [r["side"] for r in wh.query_rows("SELECT side FROM bmrs_boav ORDER BY side")] == ["bid", "offer"]
+    reason = wh.scalar("SELECT reason FROM iris_quarantine WHERE message_id = 'm-ebocf'")
+    assert reason.startswith("missing natural-key field side")
 
 
 def test_gap_fill_over_iris_data_adds_only_what_iris_missed(wh, api):

@@ -76,6 +76,14 @@ class Dialect:
         """The whole row of table alias ``alias`` as JSON text (column names kept)."""
         raise NotImplementedError
 
+    def london_midnight(self, day: str) -> str:
+        """The UTC instant a Europe/London settlement day ``day`` (a DATE expression) begins."""
+        raise NotImplementedError
+
+    def add_minutes(self, ts: str, minutes: str) -> str:
+        """Timestamp ``ts`` plus ``minutes`` (an integer expression)."""
+        raise NotImplementedError
+
     def number_table(self, last: int, column: str = "n") -> str:
         """A subquery with integers 1..``last`` (portable: a chain of UNION ALL)."""
         check_identifier(column)
@@ -108,6 +116,12 @@ class DuckDBDialect(Dialect):
 
     def add_days(self, day: str, days: str) -> str:
         return f"CAST(CAST({_expr(day)} AS DATE) + CAST({_expr(days)} AS INTEGER) AS DATE)"
+
+    def london_midnight(self, day: str) -> str:
+        return f"timezone('Europe/London', CAST(CAST({_expr(day)} AS DATE) AS TIMESTAMP))"
+
+    def add_minutes(self, ts: str, minutes: str) -> str:
+        return f"({_expr(ts)} + to_minutes(CAST({_expr(minutes)} AS BIGINT)))"
 
     def safe_cast(self, expr: str, logical_type: str) -> str:
         types = {"STRING": "VARCHAR", "INT64": "BIGINT", "FLOAT64": "DOUBLE", "BOOL": "BOOLEAN", "DATE": "DATE",
@@ -150,6 +164,12 @@ class BigQueryDialect(Dialect):
 
     def add_days(self, day: str, days: str) -> str:
         return f"DATE_ADD({_expr(day)}, INTERVAL {_expr(days)} DAY)"
+
+    def london_midnight(self, day: str) -> str:
+        return f"TIMESTAMP({_expr(day)}, 'Europe/London')"
+
+    def add_minutes(self, ts: str, minutes: str) -> str:
+        return f"TIMESTAMP_ADD({_expr(ts)}, INTERVAL {_expr(minutes)} MINUTE)"
 
     def safe_cast(self, expr: str, logical_type: str) -> str:
         if logical_type == "JSON":

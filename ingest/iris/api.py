@@ -22,14 +22,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import orjson
 import pyarrow as pa
 import requests
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from core.errors import ArgumentError, InsightsError
-from core.settlement import iso_utc
+from core.settlement import iso_utc, periods_in_day
 from ingest.iris.datasets import SPECS, DatasetSpec
-from ingest.iris.decode import Message
+from ingest.iris.decode import Message, decode_body
 from ingest.iris.load import IrisLoader
 from ingest.iris.tables import API_WINDOWS
 
@@ -84,20 +85,44 @@ class InsightsClient:
         self.session = session or requests.Session()
 
     def fetch(self, spec: DatasetSpec, start: dt.datetime, end: dt.datetime) -> bytes:
-        """The raw body for one window (``start`` and ``end`` inclusive, as the API treats them)."""
+        """The raw body for one window (``start`` and ``end`` inclusive, as the API treats them); for a
+        per-date endpoint, every side (and period) of the settlement date ``start`` falls on, as one
+        JSON array whose rows carry the side they were asked for."""
         api = spec.api
-        params = {api.from_param: iso_utc(start), api.to_param: iso_utc(end)}
-        what = f"{api.path} {params}"
+        if api.per_date:
+            return self._fetch_day(spec, start.date())
+        return self.get(api.path, {api.from_param: iso_utc(start), api.to_param: iso_utc(end)})
+
+    def _fetch_day(self, spec: DatasetSpec, day: dt.date) -> bytes:
+        api = spec.api
+        periods = range(1, periods_in_day(day) + 1) if "{period}" in api.path else [None]
+        rows: list[dict] = []
+        for side in api.sides or [None]:
+            for period in periods:
+                path = api.path.format(date=day.isoformat(), side=side, period=period)
+                body = self.get(path, {}, missing_ok=True)
+                got = decode_body(body) if body else []
+                if side:
+                    for row in got:
+                        row.setdefault("side", side)
+                rows.extend(got)
+        return orjson.dumps(rows)
+
+    def get(self, path: str, params: dict, *, missing_ok: bool = False) -> bytes:
+        """One GET, retried; ``missing_ok``: a 404 (a period the day does not have) is an empty answer."""
+        what = f"{path} {params}" if params else path
 
         def once() -> bytes:
             try:
-                response = self.session.get(self.base_url + api.path, params=params, timeout=self.timeout)
+                response = self.session.get(self.base_url + path, params=params, timeout=self.timeout)
             except (requests.Timeout, requests.ConnectionError) as exc:
                 raise _Retryable(f"{type(exc).__name__}") from None
             if response.status_code in (429, 403) or response.status_code >= 500:
                 raise _Retryable(f"HTTP {response.status_code}: {response.text[:200]}")
             if response.status_code == 400 and "exceed" in response.text.lower():
                 raise _RangeTooLong(response.text[:300])
+            if response.status_code == 404 and missing_ok:
+                return b""
             if response.status_code != 200:
                 raise InsightsError(f"{what}: HTTP {response.status_code}: {response.text[:300]}")
             return response.content
@@ -145,6 +170,8 @@ def fill_gap(
     client = client or InsightsClient()
     summary = FillSummary(code, start, end)
     started = time.perf_counter()
+    if spec.api.per_date:  # one window per settlement date, the UTC days the range touches
+        start = dt.datetime.combine(start.date(), dt.time(), tzinfo=dt.timezone.utc)
     planned = list(windows(start, end, spec.api.chunk))
     wh = loader.wh
     wh.ensure_tables([API_WINDOWS])

@@ -44,13 +44,24 @@ def snake(name: str) -> str:
 
 @dataclass(frozen=True)
 class ApiSpec:
-    """How the Insights API serves the dataset for gap filling."""
+    """How the Insights API serves the dataset for gap filling.
+
+    Either a time-range endpoint (``from_param``/``to_param``), or a path per settlement date
+    (``{date}``, and ``{side}`` / ``{period}`` where the endpoint takes them): the settlement
+    datasets answer one day (or one period) and one side per call, and their rows do not say
+    which side they are, so the side asked for is added to each row as ``side``.
+    """
 
     path: str  # e.g. /datasets/FREQ/stream (a bare JSON array) or /datasets/X ({"data": [...]})
-    from_param: str
-    to_param: str
-    chunk: dt.timedelta  # the dataset's range limit: one request never spans more
-    limit_source: str  # where the limit comes from
+    from_param: str = ""
+    to_param: str = ""
+    chunk: dt.timedelta = dt.timedelta(days=1)  # the dataset's range limit: one request never spans more
+    limit_source: str = "one settlement date per call (path parameter)"
+    sides: tuple[str, ...] = ()  # path {side} values, e.g. ("bid", "offer")
+
+    @property
+    def per_date(self) -> bool:
+        return "{date}" in self.path
 
 
 IMMUTABLE, LATEST, VERSIONED = "immutable", "latest", "versioned"
@@ -69,6 +80,8 @@ class DatasetSpec:
     mode: str = IMMUTABLE  # immutable | latest | versioned (module docstring)
     version: str | None = None  # column ordering versions of a row; default: the message's time
     latest_by: tuple[str, ...] = ()  # versioned: the key without the revision
+    side_from: str | None = None  # a row without ``side``: "offer" when this column is >= 0, else "bid"
+    pairs: tuple[str, str] | None = None  # (JSON map column, value name): view <table>_pairs, one row per pair
 
     @property
     def table(self) -> str:
@@ -113,6 +126,11 @@ _PHYSICAL = {
 _LIMITS = {**_PHYSICAL, "notificationTime": "dt", "notificationSequence": "int"}
 _INDICATED = {"dataset": "str", "publishTime": "dt", "startTime": "dt", "settlementDate": "date",
               "settlementPeriod": "int", "boundary": "str"}
+
+_SIDES = ("bid", "offer")
+_SETTLEMENT = {"dataset": "str", "createdDateTime": "dt", "settlementDate": "date", "settlementPeriod": "int",
+               "startTime": "dt", "bmUnit": "str", "bmUnitType": "str", "leadPartyName": "str",
+               "nationalGridBmUnit": "str"}
 
 SPECS: dict[str, DatasetSpec] = {
     s.code: s
@@ -200,9 +218,61 @@ SPECS: dict[str, DatasetSpec] = {
             key=("settlement_date", "settlement_period"),
             event_time="start_time",
             cadence=dt.timedelta(minutes=30),
+            api=ApiSpec("/balancing/settlement/system-prices/{date}"),
             mode=LATEST,
             version="created_date_time",
             notes="system prices, re-issued after each settlement run (createdDateTime orders them)",
+        ),
+        *[
+            DatasetSpec(
+                code,
+                {**_SETTLEMENT, **extra, "side": "str"},
+                key=("bm_unit", "settlement_date", "settlement_period", *key, "side"),
+                event_time="start_time",
+                api=ApiSpec(path, sides=_SIDES),
+                mode=LATEST,
+                version="created_date_time",
+                side_from=side_from,
+                pairs=pairs,
+                notes=notes,
+            )
+            for code, extra, key, path, side_from, pairs, notes in (
+                ("BOAV", {"acceptanceId": "int", "acceptanceDuration": "str", "totalVolumeAccepted": "float",
+                          "pairVolumes": "json"}, ("acceptance_id",),
+                 "/balancing/settlement/acceptance/volumes/all/{side}/{date}", "total_volume_accepted",
+                 ("pair_volumes", "pair_volume_mwh"),
+                 "indicative accepted volumes per acceptance and pair (Section T3 on BMRS data), re-issued after "
+                 "each settlement run"),
+                ("DISPTAV", {"dataType": "str", "totalVolumeAccepted": "float", "pairVolumes": "json"},
+                 ("data_type",), "/balancing/settlement/indicative/volumes/all/{side}/{date}", "total_volume_accepted",
+                 ("pair_volumes", "pair_volume_mwh"),
+                 "indicative period volumes per pair, by data type (Original, …)"),
+                ("EBOCF", {"bidOfferPairCashflows": "json", "totalCashflow": "float"}, (),
+                 "/balancing/settlement/indicative/cashflows/all/{side}/{date}", None,
+                 ("bid_offer_pair_cashflows", "pair_cashflow_gbp"),
+                 "indicative BM cashflows per unit, period and pair; a row without a side (its sign does not "
+                 "give one) is quarantined"),
+            )
+        ],
+        DatasetSpec(
+            "ISPSTACK",
+            {"dataset": "str", "settlementDate": "date", "settlementPeriod": "int", "startTime": "dt",
+             "createdDateTime": "dt", "sequenceNumber": "int", "id": "str", "acceptanceId": "int",
+             "bidOfferPairId": "int", "cadlFlag": "bool", "soFlag": "bool", "storProviderFlag": "bool",
+             "repricedIndicator": "bool", "reserveScarcityPrice": "float", "originalPrice": "float",
+             "volume": "float", "dmatAdjustedVolume": "float", "arbitrageAdjustedVolume": "float",
+             "nivAdjustedVolume": "float", "parAdjustedVolume": "float", "finalPrice": "float",
+             "transmissionLossMultiplier": "float", "tlmAdjustedVolume": "float", "tlmAdjustedCost": "float",
+             "side": "str"},
+            key=("settlement_date", "settlement_period", "side", "sequence_number"),
+            event_time="start_time",
+            api=ApiSpec("/balancing/settlement/stack/all/{side}/{date}/{period}", sides=_SIDES,
+                        limit_source="one settlement period per call (path parameters)"),
+            mode=LATEST,
+            version="created_date_time",
+            side_from="volume",
+            notes="system-price stack per period and side; a re-issue with fewer entries leaves the old tail "
+                  "(compare created_date_time)",
         ),
         DatasetSpec(
             "SYSWARN",

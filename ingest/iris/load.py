@@ -316,6 +316,8 @@ class IrisLoader:
         self.wh.ensure_tables([history_table(shape)])
         if spec.mode == VERSIONED:
             self._latest_view(shape)
+        if spec.pairs:
+            self._pairs_view(shape)
         self._prepared.add(shape.table)
 
     def _latest_view(self, shape: DatasetShape) -> None:
@@ -324,6 +326,14 @@ class IrisLoader:
         self.wh.define_view(view, render("views/iris_latest_revision.sql.j2", self.wh, table=shape.table, view=view,
                                          partition=spec.latest_by,
                                          order=tuple(k for k in spec.key if k not in spec.latest_by)))
+
+    def _pairs_view(self, shape: DatasetShape) -> None:
+        spec = shape.spec
+        column, value = spec.pairs
+        keep = [c for c in spec.columns if c not in (column, "dataset")]
+        view = shape.table + "_pairs"
+        self.wh.define_view(view, render("views/iris_pairs.sql.j2", self.wh, table=shape.table, view=view,
+                                         column=column, value=value, keep=keep))
 
     def _typed(self, code: str, group: _Group, lineage: _Lineage, fresh: Sequence[Message], result: BatchResult,
                now: dt.datetime):
@@ -368,6 +378,8 @@ class IrisLoader:
         self.wh.ensure_tables(tables)
         if existing is None and shape.spec is not None and shape.spec.mode == VERSIONED:
             self._latest_view(shape)
+        if existing is None and shape.spec is not None and shape.spec.pairs:
+            self._pairs_view(shape)
         self._prepared.add(shape.table)
         self._columns[shape.table] = dict(shape.columns)
         rows = [{"table_name": t, "column_name": c, "column_type": typ, "change": what, "message_id": first_message,

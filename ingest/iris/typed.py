@@ -9,7 +9,8 @@ check, which names the record and field at fault. The rules:
 * a value is never rounded or truncated: an Elexon-declared integer that arrives fractional
   (``levelFrom: 12.7``) quarantines its record; a column we inferred as INT64 is widened to FLOAT64
   instead (the caller records the schema change);
-* a record missing a natural-key field is quarantined (it could never be told apart from others);
+* a record missing a natural-key field is quarantined (it could never be told apart from others),
+  except a settlement dataset's ``side``, taken from the sign of its volume where it has one;
 * a field whose column name would clash with our bookkeeping columns (they start with ``_``) is
   stored as ``payload`` + its name: ``_message_id`` → ``payload_message_id``; a field name that is
   not a valid column name gets a ``f_`` prefix;
@@ -109,6 +110,10 @@ def type_records(records: list[dict], spec: DatasetSpec | None, existing: dict[s
             bad.setdefault(i, f"field {fields[0]}: {reason}")
         arrays[column] = array
 
+    if spec and spec.side_from and "side" in arrays and arrays["side"].null_count and spec.side_from in arrays:
+        signed = arrays[spec.side_from]  # a row without a side: the sign of its volume says which
+        derived = pc.if_else(pc.greater_equal(signed, 0), "offer", "bid")
+        arrays["side"] = pc.coalesce(arrays["side"], derived)
     if spec:
         for key in spec.key:
             if key in arrays:

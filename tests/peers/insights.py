@@ -4,6 +4,10 @@ Rows are synthesised for the requested window, inclusive at both ends as the rea
 the documented row shapes and the live API's ``…Z`` timestamps: FREQ every 15 s, FUELINST one row
 per fuel type every 5 minutes (by publish time), BOALF one acceptance every 10 minutes. A window
 longer than ``max_window`` gets Elexon's 400 answer; failures can be scripted.
+
+The settlement endpoints (``/balancing/settlement/...``, one date, side or period per path) answer
+``{"data": [...]}`` with the rows a test puts in ``settlement[path]``: an empty list for a day
+path not given, a 404 for a period path not given (as the live API does for periods 49-50).
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ class FakeInsights:
         self.failures: dict[str, list[int]] = defaultdict(list)
         self.requests: list[tuple[str, dict]] = []
         self.counts: Counter = Counter()
+        self.settlement: dict[str, list[dict]] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -119,6 +124,13 @@ class FakeInsights:
                 if url.path == "/reference/bmunits/all":
                     fake.counts["bmunits"] += 1
                     return self._send(200, fake.bmunits)
+                if url.path.startswith("/balancing/settlement/"):
+                    fake.requests.append((url.path, params))
+                    fake.counts[url.path.split("/")[3]] += 1
+                    if url.path in fake.settlement:
+                        return self._send(200, {"data": fake.settlement[url.path]})
+                    per_period = url.path.startswith("/balancing/settlement/stack/")
+                    return self._send(404, {"error": "not found"}) if per_period else self._send(200, {"data": []})
                 parts = url.path.strip("/").split("/")
                 if len(parts) != 3 or parts[0] != "datasets" or parts[2] != "stream":
                     return self._send(404, {"error": "not found"})
