@@ -153,7 +153,7 @@ def demo(state: State, directory: str) -> None:
     click.echo(f"Demo done in {time.perf_counter() - started:.0f} s.")
     click.echo(f"Warehouse: {state.warehouse_url}")
     click.echo(f"Open the dashboard: {result.dashboard.where[-1]}")
-    from ops.demo import DEMO_DAYS
+    from ops.demo import DEMO_DAYS, IRIS_DAY
 
     click.echo("Look at the demo's data: every command takes --warehouse (the default is your own, "
                f"{DEFAULT_URL}):")
@@ -161,6 +161,8 @@ def demo(state: State, directory: str) -> None:
     click.echo(f"  python run.py --warehouse {state.warehouse_url} alerts list")
     click.echo(f"  python run.py --warehouse {state.warehouse_url} report revenue "
                f"--from {DEMO_DAYS[0]} --to {DEMO_DAYS[-1]}")
+    click.echo(f"  python run.py --warehouse {state.warehouse_url} report reconciliation "
+               f"--from {IRIS_DAY:%Y-%m-%d} --to {IRIS_DAY:%Y-%m-%d} --unit V__BVLPO001")
     click.echo(f'  python run.py --warehouse {state.warehouse_url} query '
                '"SELECT * FROM p114_settlement_canonical LIMIT 10"')
     if result.p114.failed:
@@ -505,7 +507,7 @@ def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_o
     runs: BigQuery says how many bytes each section's query would scan, which is what it bills.
     """
     from reporting.refresh import report_options
-    from reporting.reports import dry_run_report, run_report
+    from reporting.reports import REPORTS, dry_run_report, run_report
 
     options = report_options(
         state.settings, date_from=date_from.date() if date_from else None, date_to=date_to.date() if date_to else None,
@@ -519,14 +521,14 @@ def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_o
         total = sum(scanned.values())
         click.echo(f"total: {total:,} bytes ({total / 2**30:.3f} GiB; on-demand at $6.25/TiB: ${total / 2**40 * 6.25:.4f})")
         return
-    result = run_report(state.warehouse(create=False), name, options)
-    if section is not None:
-        if section not in result.sections:
-            raise ArgumentError(f"report {name} has no section {section!r}; sections: {', '.join(result.sections)}")
-        result.sections = {section: result.sections[section]}
-    elif fmt == "csv" and len(result.sections) > 1:
-        raise ArgumentError(f"report {name} has {len(result.sections)} sections ({', '.join(result.sections)}); "
-                            "one CSV holds one table: choose one with --section")
+    if name in REPORTS:
+        sections = [s.name for s in REPORTS[name].sections]
+        if section is not None and section not in sections:
+            raise ArgumentError(f"report {name} has no section {section!r}; sections: {', '.join(sections)}")
+        if section is None and fmt == "csv" and len(sections) > 1:
+            raise ArgumentError(f"report {name} has {len(sections)} sections ({', '.join(sections)}); "
+                                "one CSV holds one table: choose one with --section")
+    result = run_report(state.warehouse(create=False), name, options, only={section} if section else None)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if fmt == "json":

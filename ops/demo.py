@@ -21,6 +21,7 @@ from rich.console import Console
 
 from ingest.iris.files import ReplaySummary, replay_directory
 from ingest.iris.generate import IrisGenerator, write_file_drop
+from ops.demo_balancing import BalancingDay, balancing_day
 from ingest.iris.load import IrisLoader
 from ingest.p114.backfill import BackfillSummary, run_backfill
 from core.config import Settings
@@ -57,10 +58,12 @@ BMU_TYPES = {"vlp": "V", "supplier": "S", "battery": "S", "consumer": "S", "tran
 def write_demo_p114(directory: Path, *, units: int = 60, parties: int = 8, seed: int = 42) -> list[Path]:
     """Write the demo week of S0142 files into ``directory`` (identical on every call)."""
     population = demo_units(units, parties, seed)
+    story = demo_balancing_day()
     paths = []
     for day, runs in DEMO_RUNS.items():
         for run in runs:
-            paths.append(write_s0142(directory, day, run, units=population, seed=seed))
+            acceptances = story.bo4_by_run[run] if day == story.day else None
+            paths.append(write_s0142(directory, day, run, units=population, seed=seed, acceptances=acceptances))
     # a re-published file: same date and run, a day later; the later creation stamp wins
     first = DEMO_DAYS[0]
     republished = default_created_at(first, "R2") + dt.timedelta(days=1)
@@ -121,13 +124,20 @@ DEMO_ALERT_RULES = [
 ]
 
 
+def demo_balancing_day() -> BalancingDay:
+    """PN, BOD, BOALF, BOAV, EBOCF and BO4 for the demo's units on the IRIS day, one coherent story."""
+    day = IRIS_DAY.date()
+    return balancing_day(demo_units(), day, DEMO_RUNS[day])
+
+
 def write_demo_iris(directory: Path, spacing_s: float = 9.0) -> int:
     """A day of IRIS messages (FREQ every 2 minutes, FUELINST every 5, …) as an Elexon-client file drop."""
     units = [(u.bm_unit_id, _national_grid_id(u.bm_unit_id))  # as in the demo's reference data
              for u in demo_units() if u.kind in ("transmission", "embedded", "interconnector", "vlp", "battery", "supplier")]
-    generator = IrisGenerator(IRIS_DAY, seed=42, bm_units=units)
+    generator = IrisGenerator(IRIS_DAY, seed=42, bm_units=units, without=("BOALF", "PN", "BOD"))
     messages = list(generator.messages(int(86_400 / spacing_s), spacing_s=spacing_s))
-    write_file_drop(directory, messages)
+    messages += demo_balancing_day().messages
+    write_file_drop(directory, sorted(messages, key=lambda m: m.enqueued_at))
     return len(messages)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from core.errors import ReportError
-from core.settlement import RUN_PRECEDENCE, RUN_RANK
+from core.settlement import RUN_PRECEDENCE, RUN_RANK, local_midnight_utc
 from ingest.iris.datasets import SPECS, DatasetTables, table_name
 from ingest.iris.tables import ensure_iris_schema
 from ingest.p114.tables import ALL_TABLES, MANIFEST, ensure_p114_schema
@@ -206,16 +206,15 @@ def _prepare_reconciliation(wh: Warehouse, o: ReportOptions, warnings: list[str]
     if latest is None and "BOALF" in tables:
         latest = wh.scalar(f"SELECT MAX(settlement_date) FROM {wh.ref(tables['BOALF'])}")
     first, last = _settlement_window(wh, ReportOptions(date_from=o.date_from, date_to=latest, today=o.today), 1)
-    if (last - first).days > 31:
-        raise ReportError(f"the reconciliation recomputes every acceptance minute by minute: ask for at most 31 days "
-                          f"(--from {first} --to {last} is {(last - first).days + 1})")
     for code, why in (("BOALF", "no recompute is possible"), ("PN", "FPN is taken as 0 MW"),
                       ("BOD", "no bid-offer bands: the recompute prices nothing"),
                       ("EBOCF", "Elexon's indicative cash is NULL"), ("BOAV", "Elexon's indicative volume is NULL")):
         if code not in tables:
             warnings.append(f"no {code} data loaded: {why} (IRIS, or python run.py ingest api {code} --from D --to D)")
     context["units"] = bool(o.units)
-    params: dict[str, Any] = {"date_from": first, "date_to": last, "tolerance_gbp": float(o.tolerance_gbp)}
+    params: dict[str, Any] = {"date_from": first, "date_to": last, "tolerance_gbp": float(o.tolerance_gbp),
+                              "scan_from": local_midnight_utc(first) - dt.timedelta(days=1),
+                              "scan_to": local_midnight_utc(last + dt.timedelta(days=1))}
     if o.units:
         params["units"] = list(o.units)
     return params
@@ -339,7 +338,7 @@ REPORTS: dict[str, ReportSpec] = {
             "awaiting_data (neither indicative nor settled cash yet); reconciled (difference within the tolerance, "
             "£ per unit-period); non_delivery (reconciled, and a non-delivery charge is levied on top); "
             "no_acceptance_data (cash but no BOALF acceptance loaded); acceptance_excluded (the difference is the "
-            "cash of acceptances we priced that Elexon's BOAV does not list); reissued (an earlier settlement run, or "
+            "cash of acceptances we priced that Elexon's BOAV does not list, on a date it lists the unit's others); reissued (an earlier settlement run, or "
             "the first issue of EBOCF, agrees with the recompute: a later run moved the money); tlm (settled = "
             "recompute x the BP7 transmission loss multiplier); indicative_missing (settled differs and no EBOCF is "
             "loaded to say which side is wrong); unexplained. A unit-day's reason is that of its least explained "

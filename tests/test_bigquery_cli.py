@@ -74,7 +74,7 @@ def test_the_pipeline_runs_from_the_command_line_on_bigquery(bigquery_emulator, 
               "--format", "csv")
     assert f"{SHORT_DAY},46," in out
     out = run("refresh", "--target", "local")
-    assert "6 tabs written to" in out
+    assert "7 tabs written to" in out
     assert (tmp_path / "out" / "main.xlsx").stat().st_size > 0
     out = run("status")
     assert "FREQ" in out and "SF" in out

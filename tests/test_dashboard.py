@@ -63,7 +63,7 @@ def test_a_refresh_is_three_requests_writing_values_raw_with_explicit_formats(fi
     assert result.target == "sheets" and result.requests == 3
     assert [k for _, k in sheets.requests] == ["metadata", "batchUpdate", "values"]
     assert [s["properties"]["title"] for s in sheets.spreadsheets["sheet-1"]["sheets"]] == [
-        "Sheet1", "Revenue", "VLP revenue", "Live grid", "Alerts", "Completeness", "Self-balancing"]
+        "Sheet1", "Revenue", "VLP revenue", "Live grid", "Alerts", "Reconciliation", "Completeness", "Self-balancing"]
 
     cells = grid(sheets, "VLP revenue")
     assert cells[(0, 0)].startswith("VLP revenue (settled, P114) — settlement dates")
@@ -140,7 +140,7 @@ def test_without_google_settings_the_local_workbook_has_the_same_tabs_and_format
     result = run(fixture_wh, settings_for(tmp_path))
     assert result.target == "local" and result.where == [str(tmp_path / "out/main.xlsx"), str(tmp_path / "out/main.html")]
     wb = openpyxl.load_workbook(tmp_path / "out/main.xlsx")
-    assert wb.sheetnames == ["Revenue", "VLP revenue", "Live grid", "Alerts", "Completeness", "Self-balancing"]
+    assert wb.sheetnames == ["Revenue", "VLP revenue", "Live grid", "Alerts", "Reconciliation", "Completeness", "Self-balancing"]
     ws = wb["VLP revenue"]
     header = next(r for r in ws.iter_rows(min_row=1, max_row=40) if r[1].value == "BM unit")
     first = header[0].row + 1
@@ -206,7 +206,7 @@ def test_refresh_command_prints_where_it_wrote(fixture_wh, tmp_path, monkeypatch
     monkeypatch.setenv("OUTPUT_DIR", str(tmp_path / "dash"))
     result = CliRunner().invoke(cli, cli_args(Path(fixture_wh.path), "refresh", "--target", "local"))
     assert result.exit_code == 0, result.output
-    assert f"6 tabs written to {tmp_path / 'dash/main.xlsx'} and {tmp_path / 'dash/main.html'}" in result.output
+    assert f"7 tabs written to {tmp_path / 'dash/main.xlsx'} and {tmp_path / 'dash/main.html'}" in result.output
     asked = CliRunner().invoke(cli, cli_args(Path(fixture_wh.path), "refresh", "--target", "sheets"))
     assert asked.exit_code == 1 and "no spreadsheet id for dashboard 'main'" in asked.output
     unknown = CliRunner().invoke(cli, cli_args(Path(fixture_wh.path), "refresh", "--dashboard", "nope"))

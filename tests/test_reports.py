@@ -306,5 +306,5 @@ def test_a_report_runs_only_the_sections_asked_for(fixture_wh):
 
 
 def test_an_unknown_report_is_a_clear_error(fixture_wh):
-    with pytest.raises(ReportError, match="unknown report 'nope'; reports: alerts, completeness, live_grid, revenue, self_balancing, vlp_revenue"):
+    with pytest.raises(ReportError, match="unknown report 'nope'; reports: alerts, completeness, live_grid, reconciliation, revenue, self_balancing, vlp_revenue"):
         run_report(fixture_wh, "nope")

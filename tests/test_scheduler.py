@@ -95,7 +95,7 @@ def test_refresh_job_writes_every_dashboard_and_records_it(tmp_path):
     scheduler = Scheduler(quiet_settings(tmp_path, refresh_minutes=60), f"duckdb:///{db}").build()
     run = scheduler.run_job("refresh")
     assert run.outcome == "ok", run.detail
-    assert "Dashboard main: 6 tabs written to" in run.detail
+    assert "Dashboard main: 7 tabs written to" in run.detail
     assert (tmp_path / "out" / "main.xlsx").exists() and (tmp_path / "out" / "main.html").exists()
     assert job_runs(db)[-1] == {"job": "refresh", "outcome": "ok", "detail": run.detail}
 

@@ -60,9 +60,11 @@ class IrisGenerator:
     """Deterministic stream of IRIS messages starting at ``start`` (UTC)."""
 
     def __init__(self, start: dt.datetime, seed: int = 0, units: int = 40,
-                 bm_units: list[tuple[str, str]] | None = None):
+                 bm_units: list[tuple[str, str]] | None = None, without: tuple[str, ...] = ()):
         """``bm_units``: (Elexon id, National Grid id) pairs to use (e.g. the demo's reference data);
-        default ``units`` made-up ones."""
+        default ``units`` made-up ones. ``without``: event-driven datasets not to make up (the demo
+        brings its own, coherent, balancing data)."""
+        self.mix = {code: share for code, share in MIX.items() if code not in without}
         self.rng = random.Random(seed)
         self.now = start.astimezone(UTC)
         self.seq = itertools.count(10_000)
@@ -82,7 +84,7 @@ class IrisGenerator:
     def messages(self, count: int, spacing_s: float = 0.4) -> Iterator[IrisMessage]:
         """``count`` messages about ``spacing_s`` seconds apart: scheduled datasets on their cadence
         (FREQ every 2 minutes, FUELINST every 5, forecasts and MID every 30), the rest event-driven."""
-        codes, weights = zip(*MIX.items())
+        codes, weights = zip(*self.mix.items())
         due = {code: self.now for code in SCHEDULE}
         produced = 0
         while produced < count:

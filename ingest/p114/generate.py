@@ -133,8 +133,10 @@ def generate_s0142_lines(
     seed: int = 0,
     flow_version: str = "S0142013",
     periods: int | None = None,
+    acceptances: dict[tuple[str, int], list[tuple[int, float, float, float, float]]] | None = None,
 ) -> list[str]:
-    """All records of one S0142 file as text lines (without line endings)."""
+    """All records of one S0142 file as text lines (without line endings); ``acceptances``: the BO4
+    pairs per (unit, period) to write instead of random ones (the demo's balancing day)."""
     n_periods = periods if periods is not None else periods_in_day(settlement_date)
     date_s = f"{settlement_date:%Y%m%d}"
     run_no = RUN_NUMBER[run]
@@ -188,6 +190,9 @@ def generate_s0142_lines(
                     bid_vol, offer_vol = (-vol, 0.0) if pair_no < 0 else (0.0, vol)
                     pairs.append((pair_no, bid_price, offer_price, bid_vol, offer_vol))
                 accept[(ui, p)] = pairs
+    if acceptances is not None:
+        index = {u.bm_unit_id: ui for ui, u in enumerate(units)}
+        accept = {(index[unit], period - 1): pairs for (unit, period), pairs in acceptances.items() if unit in index}
 
     trading_units = sorted({u.trading_unit for u in units if u.trading_unit.startswith("DEFAULT__")})
     tu_volume: list[dict[str, float]] = [dict.fromkeys(trading_units, 0.0) for _ in range(n_periods)]
@@ -348,11 +353,13 @@ def write_s0142(
     bom: bool = False,
     crlf: bool = False,
     gz: bool = True,
+    acceptances: dict[tuple[str, int], list[tuple[int, float, float, float, float]]] | None = None,
 ) -> Path:
     """Write one S0142 file named by the Elexon convention into ``directory``; return its path."""
     created_at = created_at or default_created_at(settlement_date, run)
     units = units if units is not None else sample_units(n_units, n_parties, seed)
-    lines = generate_s0142_lines(settlement_date, run, created_at, units, seed=seed, flow_version=flow_version)
+    lines = generate_s0142_lines(settlement_date, run, created_at, units, seed=seed, flow_version=flow_version,
+                                 acceptances=acceptances)
     name = S0142Name.format(settlement_date, run, created_at, gz=gz)
     return write_s0142_lines(Path(directory) / name, lines, bom=bom, crlf=crlf, gz=gz)
 
