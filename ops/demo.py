@@ -62,8 +62,10 @@ def write_demo_p114(directory: Path, *, units: int = 60, parties: int = 8, seed:
     paths = []
     for day, runs in DEMO_RUNS.items():
         for run in runs:
-            acceptances = story.bo4_by_run[run] if day == story.day else None
-            paths.append(write_s0142(directory, day, run, units=population, seed=seed, acceptances=acceptances))
+            scenario = day == story.day
+            paths.append(write_s0142(directory, day, run, units=population, seed=seed,
+                                     acceptances=story.bo4_by_run[run] if scenario else None,
+                                     acceptance_numbers=story.bo3 if scenario else None))
     # a re-published file: same date and run, a day later; the later creation stamp wins
     first = DEMO_DAYS[0]
     republished = default_created_at(first, "R2") + dt.timedelta(days=1)

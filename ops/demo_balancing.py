@@ -7,7 +7,7 @@ settlement run holds. So the reconciliation tab shows a mostly reconciled pictur
 differences staged, each of a documented reason:
 
 * ``acceptance_excluded``: T_OCTO-4's last acceptance is in BOALF but neither Elexon's indicative data
-  nor settlement counts it;
+  nor settlement (BO3, BO4) counts it;
 * ``reissued``: V__BVLPO001's first accepted period is corrected in the SF run (x 0.8) and EBOCF is
   re-issued with it; the II run agrees with the recompute;
 * ``no_acceptance_data``: V__KVLPO009 is paid in settlement for an acceptance IRIS never delivered;
@@ -38,6 +38,7 @@ class BalancingDay:
     day: dt.date
     messages: list[IrisMessage] = field(default_factory=list)
     bo4_by_run: dict[str, Bo4] = field(default_factory=dict)
+    bo3: dict[tuple[str, int], list[tuple[int, dt.datetime]]] = field(default_factory=dict)  # settled acceptances
 
 
 def _ng(unit: str) -> str:
@@ -52,6 +53,8 @@ def balancing_day(units: list, day: dt.date, runs: tuple[str, ...], seed: int = 
     periods = [(day, p, starts[p]) for p in starts]
     pn_rows, bod_rows, boalf_rows, boav_rows, ebocf_rows = [], [], [], [], []
     settled: Bo4 = {}
+    bo3: dict[tuple[str, int], list[tuple[int, dt.datetime]]] = {}
+    accepted_at: dict[int, dt.datetime] = {}
     reissued: tuple[str, int] | None = None
     number = 210_000
     for u in units:
@@ -89,6 +92,7 @@ def balancing_day(units: list, day: dt.date, runs: tuple[str, ...], seed: int = 
                         Segment(at + dt.timedelta(minutes=ramp + hold), at + dt.timedelta(minutes=2 * ramp + hold),
                                 target, base)]
             acceptances[number] = segments
+            accepted_at[number] = (at - dt.timedelta(minutes=3)).replace(tzinfo=None)
             if not unseen:
                 boalf_rows += [_boalf(u.bm_unit_id, day, number, at - dt.timedelta(minutes=3), s) for s in segments]
         counted = dict(acceptances)
@@ -104,6 +108,8 @@ def balancing_day(units: list, day: dt.date, runs: tuple[str, ...], seed: int = 
             for side, volume in (("offer", cell[0]), ("bid", cell[1])):
                 if abs(volume) > 1e-9:
                     per_acceptance.setdefault((p, number_, side), {})[pair] = volume
+        for p, number_ in sorted({(p, n) for p, n, _ in per_acceptance}):
+            bo3.setdefault((u.bm_unit_id, p), []).append((number_, accepted_at[number_]))
         if not unseen:
             boav_rows += [_boav(u.bm_unit_id, day, p, starts[p], side, number_, volumes)
                           for (p, number_, side), volumes in sorted(per_acceptance.items())]
@@ -123,7 +129,7 @@ def balancing_day(units: list, day: dt.date, runs: tuple[str, ...], seed: int = 
                              for pair, bid_price, offer_price, b, o in settled[reissued]]
         bo4_by_run[run] = bo4
     published = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(3), tzinfo=dt.timezone.utc)
-    story = BalancingDay(day, bo4_by_run=bo4_by_run)
+    story = BalancingDay(day, bo4_by_run=bo4_by_run, bo3=bo3)
     for code, rows in (("PN", pn_rows), ("BOD", bod_rows), ("BOALF", boalf_rows)):
         for i in range(0, len(rows), 500):
             story.messages.append(IrisMessage(f"{code}_{day:%Y%m%d}_demo_{i // 500}.json", code, rows[i:i + 500],

@@ -202,9 +202,13 @@ def _prepare_alerts(wh: Warehouse, o: ReportOptions, warnings: list[str], contex
 def _prepare_reconciliation(wh: Warehouse, o: ReportOptions, warnings: list[str],
                             context: dict[str, Any]) -> dict[str, Any]:
     tables = _existing_iris_tables(wh)
-    latest = o.date_to or _latest_settlement_date(wh)
-    if latest is None and "BOALF" in tables:
-        latest = wh.scalar(f"SELECT MAX(settlement_date) FROM {wh.ref(tables['BOALF'])}")
+    latest = o.date_to
+    if latest is None:  # the latest date with settled and IRIS data (recent BOALF partitions only)
+        settled = _latest_settlement_date(wh)
+        recent = local_midnight_utc(settled or o.today or dt.date.today()) - dt.timedelta(days=60)
+        iris = wh.scalar(f"SELECT MAX(settlement_date) FROM {wh.ref(tables['BOALF'])} WHERE time_from >= @recent",
+                         {"recent": recent}) if "BOALF" in tables else None
+        latest = min(d for d in (settled, iris) if d) if settled or iris else None
     first, last = _settlement_window(wh, ReportOptions(date_from=o.date_from, date_to=latest, today=o.today), 1)
     for code, why in (("BOALF", "no recompute is possible"), ("PN", "FPN is taken as 0 MW"),
                       ("BOD", "no bid-offer bands: the recompute prices nothing"),
@@ -338,7 +342,8 @@ REPORTS: dict[str, ReportSpec] = {
             "awaiting_data (neither indicative nor settled cash yet); reconciled (difference within the tolerance, "
             "£ per unit-period); non_delivery (reconciled, and a non-delivery charge is levied on top); "
             "no_acceptance_data (cash but no BOALF acceptance loaded); acceptance_excluded (the difference is the "
-            "cash of acceptances we priced that Elexon's BOAV does not list, on a date it lists the unit's others); reissued (an earlier settlement run, or "
+            "cash of acceptances we priced that settlement's BO3 records or Elexon's BOAV do not list, on a date "
+            "they list the unit's others); reissued (an earlier settlement run, or "
             "the first issue of EBOCF, agrees with the recompute: a later run moved the money); tlm (settled = "
             "recompute x the BP7 transmission loss multiplier); indicative_missing (settled differs and no EBOCF is "
             "loaded to say which side is wrong); unexplained. A unit-day's reason is that of its least explained "

@@ -29,6 +29,7 @@ class UnitSpec:
     metered: dict[int, float] = field(default_factory=dict)  # period -> MWh, overriding metered_mwh
     tlm: float = 1.0
     compensation_mwh: dict[int, float] = field(default_factory=dict)  # period -> BP7 23 (P415)
+    bo3: dict[int, list[int]] = field(default_factory=dict)  # period -> acceptance numbers (BO3)
 
     def qm(self, period: int) -> float:
         return self.metered.get(period, self.metered_mwh)
@@ -76,6 +77,8 @@ def build_lines(day: dt.date, run: str, created: dt.datetime, units: list[UnitSp
                         11: 0.0, 12: bid_vol, 13: offer_vol, 14: round(bid_vol * bid_price, 2),
                         15: round(offer_vol * offer_price, 2),
                     }))
+                for number in u.bo3.get(p, []):
+                    lines.append(_record("BO3", {1: number, 2: f"{day:%Y%m%d}090000", 3: "F", 4: "F", 5: "F", 6: "F"}))
     lines.append(f"ZZZ|{len(lines) + 1}|0|")
     return lines
 

@@ -19,8 +19,8 @@ Settlement date 2025-01-15 (GMT, so period n starts at (n-1) x 30 min UTC). Five
   period 23 is 'reissued' (+£150).
 * 2__DELTA001: settled £500 in period 25 (5 MWh x £100), no IRIS data at all: no_acceptance_data.
 * T_ECHO-1, period 26 (12:30-13:00): FPN 0, pair +1 100 MW at £60. Acceptance 5001 at 10 MW (5 MWh,
-  £300); 5002 lifts it to 30 MW from 12:45 (+20 MW x 15 min = 5 MWh, £300). Elexon's BOAV lists only
-  5001 and settlement pays £300: acceptance_excluded (-£300).
+  £300); 5002 lifts it to 30 MW from 12:45 (+20 MW x 15 min = 5 MWh, £300). Settlement (BO3) and
+  Elexon's BOAV list only 5001, and settlement pays £300: acceptance_excluded (-£300).
 """
 
 from __future__ import annotations
@@ -143,12 +143,14 @@ def load_scenario(wh, tmp_path) -> None:
     def units(run: str) -> list[UnitSpec]:
         charlie_23 = -25.0 if run == "SF" else -20.0
         return [
-            UnitSpec("T_ALPHA-1", "GENCO", bo4={20: [(1, 45.0, 50.0, 0.0, 9.0), (2, 60.0, 70.0, 0.0, 7.333333)]}),
-            UnitSpec("E_BRAVO-1", "GENCO", non_delivery={21: 100.0}, bo4={21: [(1, 70.0, 80.0, -10.0, 25.0)]}),
+            UnitSpec("T_ALPHA-1", "GENCO", bo4={20: [(1, 45.0, 50.0, 0.0, 9.0), (2, 60.0, 70.0, 0.0, 7.333333)]},
+                     bo3={20: [1001]}),
+            UnitSpec("E_BRAVO-1", "GENCO", non_delivery={21: 100.0}, bo4={21: [(1, 70.0, 80.0, -10.0, 25.0)]},
+                     bo3={21: [2001, 2002]}),
             UnitSpec("T_CHARLIE-1", "GENCO", bo4={22: [(-1, 30.0, 45.0, -25.0, 0.0)],
-                                                  23: [(-1, 30.0, 45.0, charlie_23, 0.0)]}),
-            UnitSpec("2__DELTA001", "SUPPLYCO", bo4={25: [(1, 90.0, 100.0, 0.0, 5.0)]}),
-            UnitSpec("T_ECHO-1", "GENCO", bo4={26: [(1, 50.0, 60.0, 0.0, 5.0)]}),
+                                                  23: [(-1, 30.0, 45.0, charlie_23, 0.0)]}, bo3={22: [3001], 23: [3001]}),
+            UnitSpec("2__DELTA001", "SUPPLYCO", bo4={25: [(1, 90.0, 100.0, 0.0, 5.0)]}, bo3={25: [4001]}),
+            UnitSpec("T_ECHO-1", "GENCO", bo4={26: [(1, 50.0, 60.0, 0.0, 5.0)]}, bo3={26: [5001]}),
         ]
 
     for run, created in (("SF", dt.datetime(2025, 1, 16, 9)), ("R1", dt.datetime(2025, 2, 20, 9))):
@@ -314,3 +316,14 @@ def test_the_sql_recompute_matches_the_minute_by_minute_reference(wh, day):
         assert got[key][0] == pytest.approx(offer, abs=0.0011), key
         assert got[key][1] == pytest.approx(bid, abs=0.0011), key
         assert got[key][2] == pytest.approx(cash, abs=0.011), key
+
+
+def test_settlements_own_acceptance_list_tells_an_excluded_acceptance_without_elexons_boav(rec_wh):
+    rec_wh.execute(f"DELETE FROM {rec_wh.ref('bmrs_boav')} WHERE bm_unit = 'T_ECHO-1'")
+    result = run_report(rec_wh, "reconciliation", ReportOptions(date_from=DAY, date_to=DAY, units=["T_ECHO-1"]))
+    row = _by_unit(result)["T_ECHO-1"]
+    assert (row["indicative_volume_mwh"], row["difference_gbp"], row["reason"]) == (None, -300.0, "acceptance_excluded")
+    bo3 = rec_wh.query_rows(f"SELECT settlement_period, acceptance_number, acceptance_time FROM "
+                            f"{rec_wh.ref('p114_bo3_canonical')} WHERE bm_unit_id = 'T_ECHO-1'")
+    assert bo3 == [{"settlement_period": 26, "acceptance_number": 5001,
+                    "acceptance_time": dt.datetime(2025, 1, 15, 9, 0)}]

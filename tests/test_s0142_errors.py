@@ -89,6 +89,20 @@ def bo4_without_bp7(lines):
     return fix_zzz(lines), j + 2, None, "BO4 record not under a BP7"
 
 
+def bo3_time_not_a_timestamp(lines):
+    i = first(lines, "BO3|")
+    lines[i] = replace_field(lines[i], 2, "2024-10-11 10:00")
+    return lines, i + 1, "acceptance_time (BO3 2)", "BO3 acceptance time is not YYYYMMDDHHMMSS"
+
+
+def bo3_without_bp7(lines):
+    i = first(lines, "BO3|")
+    bo3 = lines.pop(i)
+    j = first(lines, "SP7|")
+    lines.insert(j + 1, bo3)
+    return fix_zzz(lines), j + 2, None, "BO3 record not under a BP7"
+
+
 def bpi_before_any_spi(lines):
     i = first(lines, "BPI|")
     bpi = lines.pop(i)
@@ -120,7 +134,8 @@ def missing_trailer(lines):
 
 CASES = [
     wrong_field_count, non_numeric, not_finite, bad_period_number, zzz_count_disagrees, srh_run_differs,
-    aaa_stamp_differs, bph_for_another_run, bp7_without_sp7, bo4_without_bp7, bpi_before_any_spi, duplicate_bp7,
+    aaa_stamp_differs, bph_for_another_run, bp7_without_sp7, bo4_without_bp7, bo3_time_not_a_timestamp,
+    bo3_without_bp7, bpi_before_any_spi, duplicate_bp7,
     spi_periods_out_of_order, not_a_record,
 ]
 

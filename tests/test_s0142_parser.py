@@ -18,6 +18,8 @@ from tests.conftest import LONG_DAY, NORMAL_DAY, SHORT_DAY, s0142_lines, write_l
 def _value(raw: str, kind: str):
     if raw == "":
         return None
+    if kind == "datetime":
+        return dt.datetime.strptime(raw, "%Y%m%d%H%M%S")
     return {"str": str, "float": float, "int": int}[kind](raw)
 
 
@@ -47,8 +49,8 @@ def naive_read(lines: list[str]) -> dict[str, list[dict]]:
         elif rec == "BP7":
             unit = fields[1]
             row("bp7", LOADED_FIELDS["BP7"], settlement_period=sp7_period, lead_party_id=party)
-        elif rec == "BO4":
-            row("bo4", LOADED_FIELDS["BO4"], settlement_period=sp7_period, lead_party_id=party, bm_unit_id=unit)
+        elif rec in ("BO4", "BO3"):
+            row(rec.lower(), LOADED_FIELDS[rec], settlement_period=sp7_period, lead_party_id=party, bm_unit_id=unit)
         elif rec == "APC":
             row("apc", LOADED_FIELDS["APC"], lead_party_id=party)
     return out
@@ -56,7 +58,7 @@ def naive_read(lines: list[str]) -> dict[str, list[dict]]:
 
 def assert_same_as_naive(parsed, lines):
     expected = naive_read(lines)
-    for key in ("spi", "bpi", "bp7", "bo4", "apc"):
+    for key in ("spi", "bpi", "bp7", "bo4", "bo3", "apc"):
         got = parsed.tables[key].to_pylist()
         assert len(got) == len(expected[key]), key
         for g, e in zip(got, expected[key]):
@@ -74,6 +76,7 @@ def test_every_loaded_record_matches_a_naive_reader_on_normal_and_clock_change_d
     assert parsed.tables["bpi"].num_rows == len(units) * parsed.periods
     assert parsed.record_counts == dict(sorted(collections.Counter(line[:3] for line in lines).items()))
     assert parsed.records == len(lines)
+    assert parsed.tables["bo3"].num_rows == parsed.record_counts["BO3"] > 0
     assert_same_as_naive(parsed, lines)
 
 

@@ -134,9 +134,11 @@ def generate_s0142_lines(
     flow_version: str = "S0142013",
     periods: int | None = None,
     acceptances: dict[tuple[str, int], list[tuple[int, float, float, float, float]]] | None = None,
+    acceptance_numbers: dict[tuple[str, int], list[tuple[int, dt.datetime]]] | None = None,
 ) -> list[str]:
     """All records of one S0142 file as text lines (without line endings); ``acceptances``: the BO4
-    pairs per (unit, period) to write instead of random ones (the demo's balancing day)."""
+    pairs per (unit, period) to write instead of random ones, ``acceptance_numbers`` their BO3
+    acceptances (number, time) (the demo's balancing day)."""
     n_periods = periods if periods is not None else periods_in_day(settlement_date)
     date_s = f"{settlement_date:%Y%m%d}"
     run_no = RUN_NUMBER[run]
@@ -322,10 +324,16 @@ def generate_s0142_lines(
                         f"BO4|{pair_no}|{_n(bid_price, 2)}|{_n(offer_price, 2)}|{_n(bid_vol)}|{_n(offer_vol)}|||"
                         f"0|0|0|0|{_n(bid_vol)}|{_n(offer_vol)}|{_n(bid_cash, 2)}|{_n(offer_cash, 2)}|"
                     )
-                for _ in range(len(pairs) * rng.randint(1, 4)):
-                    acceptance_no += 1
-                    stamp = dt.datetime.combine(settlement_date, dt.time()) + dt.timedelta(minutes=30 * p - 20)
-                    block.append(f"BO3|{acceptance_no}|{stamp:%Y%m%d%H%M%S}|F|T|F|F|||")
+                if acceptance_numbers is not None:
+                    numbers = [(n, at) for n, at in acceptance_numbers.get((u.bm_unit_id, p + 1), [])]
+                else:
+                    numbers = []
+                    for _ in range(len(pairs) * rng.randint(1, 4)):
+                        acceptance_no += 1
+                        numbers.append((acceptance_no, dt.datetime.combine(settlement_date, dt.time())
+                                        + dt.timedelta(minutes=30 * p - 20)))
+                for number, stamp in numbers:
+                    block.append(f"BO3|{number}|{stamp:%Y%m%d%H%M%S}|F|T|F|F|||")
         apc = [
             "0", _n(day_cash, 2), _n(rng.uniform(-20000, 20000), 2), "0", _n(day_nd, 2),
             _n(rng.uniform(-800, 800), 2), "", "", "", "", _n(day_vlp, 2), _n(day_sup, 2),
@@ -354,12 +362,13 @@ def write_s0142(
     crlf: bool = False,
     gz: bool = True,
     acceptances: dict[tuple[str, int], list[tuple[int, float, float, float, float]]] | None = None,
+    acceptance_numbers: dict[tuple[str, int], list[tuple[int, dt.datetime]]] | None = None,
 ) -> Path:
     """Write one S0142 file named by the Elexon convention into ``directory``; return its path."""
     created_at = created_at or default_created_at(settlement_date, run)
     units = units if units is not None else sample_units(n_units, n_parties, seed)
     lines = generate_s0142_lines(settlement_date, run, created_at, units, seed=seed, flow_version=flow_version,
-                                 acceptances=acceptances)
+                                 acceptances=acceptances, acceptance_numbers=acceptance_numbers)
     name = S0142Name.format(settlement_date, run, created_at, gz=gz)
     return write_s0142_lines(Path(directory) / name, lines, bom=bom, crlf=crlf, gz=gz)
 

@@ -152,6 +152,17 @@ BO4_FIELDS: list[Field] = [
     Field(15, "offer_cashflow_gbp"),
 ]
 
+#: BO3 fields 3-6 are T/F flags whose order the reference could not confirm (S0141 v8 lists CADL, SO,
+#: STOR provider, RSP; BMRS-style would be deemed, SO, STOR, RR): kept as printed, by position.
+BO3_FIELDS: list[Field] = [
+    Field(1, "acceptance_number", "int"),
+    Field(2, "acceptance_time", "datetime"),
+    Field(3, "flag_3", "str"),
+    Field(4, "flag_4", "str"),
+    Field(5, "flag_5", "str"),
+    Field(6, "flag_6", "str"),
+]
+
 APC_FIELDS: list[Field] = [
     Field(1, "bssc_limited_cost_allocation_gbp"),
     Field(2, "bm_unit_cashflow_gbp"),
@@ -171,6 +182,7 @@ LOADED_FIELDS: dict[str, list[Field]] = {
     "BPI": BPI_FIELDS,
     "BP7": BP7_FIELDS,
     "BO4": BO4_FIELDS,
+    "BO3": BO3_FIELDS,
     "APC": APC_FIELDS,
 }
 

@@ -41,6 +41,7 @@ from core.iterators import prefetch
 from core.settlement import periods_in_day
 from ingest.p114.layout import (
     APC_FIELDS,
+    BO3_FIELDS,
     BO4_FIELDS,
     BP7_FIELDS,
     BPI_FIELDS,
@@ -55,7 +56,7 @@ log = logging.getLogger(__name__)
 
 BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
-_DTYPES = {"str": pl.String, "float": pl.Float64, "int": pl.Int32}
+_DTYPES = {"str": pl.String, "float": pl.Float64, "int": pl.Int32, "datetime": pl.String}  # datetime: parsed later
 
 #: Limits that make a hostile file cheap to refuse. The widest real record (SSD, 80 fields) is
 #: about 700 bytes; ids and codes are at most 11 characters in the IDD (BM Unit Id, Trading Unit
@@ -586,6 +587,24 @@ class _Reader:
             "BO4 record not under a BP7 (no open BM unit)",
         )
         yield "bo4", self._output(bo4, BO4_FIELDS, party=True, unit_from_context=True)
+
+        # BO3 (an acceptance) hangs off its BP7 like BO4 (known layouts only).
+        if "BO3" in loaded:
+            bo3 = self._fields("BO3", BO3_FIELDS)
+            stamp = pl.col("acceptance_time").str.strptime(pl.Datetime("us"), "%Y%m%d%H%M%S", strict=False)
+            self._forbid(bo3.filter(pl.col("acceptance_time").is_not_null() & stamp.is_null()),
+                         "BO3 acceptance time is not YYYYMMDDHHMMSS", "acceptance_time (BO3 2)")
+            bo3 = (
+                bo3.with_columns(stamp.alias("acceptance_time"))
+                .join_asof(closers.select(pl.col("idx"), pl.col("idx").alias("closed_at")), on="idx", strategy="backward")
+                .join_asof(bp7.select("idx", pl.col("idx").alias("unit_at"), "bm_unit_id", "settlement_period",
+                                      "lead_party_id"), on="idx", strategy="backward")
+            )
+            self._forbid(
+                bo3.filter(pl.col("unit_at").is_null() | (pl.col("closed_at").fill_null(-1) > pl.col("unit_at"))),
+                "BO3 record not under a BP7 (no open BM unit)",
+            )
+            yield "bo3", self._output(bo3, BO3_FIELDS, party=True, unit_from_context=True)
 
         apc = self._fields("APC", APC_FIELDS).join_asof(bph, on="idx", strategy="backward")
         self._forbid(apc.filter(pl.col("lead_party_id").is_null()), "APC record before any BPH record (no open party)")

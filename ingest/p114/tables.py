@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ingest.p114.layout import APC_FIELDS, BO4_FIELDS, BP7_FIELDS, BPI_FIELDS, SPI_FIELDS, Field
+from ingest.p114.layout import APC_FIELDS, BO3_FIELDS, BO4_FIELDS, BP7_FIELDS, BPI_FIELDS, SPI_FIELDS, Field
 from warehouse.base import Warehouse
 from warehouse.schema import Column, Table
 from warehouse.sqltemplates import render
 
-_KIND = {"str": "STRING", "float": "FLOAT64", "int": "INT64"}
+_KIND = {"str": "STRING", "float": "FLOAT64", "int": "INT64", "datetime": "DATETIME"}
 
 _IDENT = (
     Column("settlement_date", "DATE", "settlement day (Europe/London)"),
@@ -64,6 +64,12 @@ BP7 = _p114_table(
 BO4 = _p114_table(
     "elexon_p114_s0142_bo4", (_PARTY, _UNIT) + _columns(BO4_FIELDS),
     "S0142 BO4: bid-offer pair cashflows under the enclosing BP7",
+)
+BO3 = _p114_table(
+    "elexon_p114_s0142_bo3", (_PARTY, _UNIT) + _columns(BO3_FIELDS),
+    "S0142 BO3: bid-offer acceptances under the enclosing BP7 (acceptance time as printed, zone not stated; "
+    "flags 3-6 as printed, their order unconfirmed); flow versions with a known layout only",
+    extra=False,
 )
 APC = _p114_table(
     "elexon_p114_s0142_apc", (_PARTY,) + _columns(APC_FIELDS),
@@ -124,7 +130,7 @@ PORTAL_LISTED_DATES = Table(
 )
 
 #: Parser table key → warehouse table.
-DATA_TABLES: dict[str, Table] = {"bpi": BPI, "spi": SPI, "bp7": BP7, "bo4": BO4, "apc": APC}
+DATA_TABLES: dict[str, Table] = {"bpi": BPI, "spi": SPI, "bp7": BP7, "bo4": BO4, "bo3": BO3, "apc": APC}
 ALL_TABLES = (*DATA_TABLES.values(), MANIFEST, LOAD_ERRORS, PORTAL_LISTING, PORTAL_LISTED_DATES)
 
 #: Canonical (best run) views over each data table.
@@ -133,6 +139,7 @@ CANONICAL_VIEWS: dict[str, str] = {
     "p114_system_prices_canonical": SPI.name,
     "p114_bp7_canonical": BP7.name,
     "p114_bo4_canonical": BO4.name,
+    "p114_bo3_canonical": BO3.name,
     "p114_apc_canonical": APC.name,
 }
 
