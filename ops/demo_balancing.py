@@ -87,10 +87,8 @@ def balancing_day(units: list, day: dt.date, runs: tuple[str, ...], seed: int = 
             target = base + direction * round(rng.uniform(0.2, 0.6) * mw)
             target = max(target, -round(0.7 * mw)) if u.kind in ("battery", "vlp") else max(0, target)
             ramp, hold = rng.choice((2, 5, 10)), rng.choice((15, 30, 45, 60))
-            segments = [Segment(at, at + dt.timedelta(minutes=ramp), base, target),
-                        Segment(at + dt.timedelta(minutes=ramp), at + dt.timedelta(minutes=ramp + hold), target, target),
-                        Segment(at + dt.timedelta(minutes=ramp + hold), at + dt.timedelta(minutes=2 * ramp + hold),
-                                target, base)]
+            up, down, end = (at + dt.timedelta(minutes=m) for m in (ramp, ramp + hold, 2 * ramp + hold))
+            segments = [Segment(at, up, base, target), Segment(up, down, target, target), Segment(down, end, target, base)]
             acceptances[number] = segments
             accepted_at[number] = (at - dt.timedelta(minutes=3)).replace(tzinfo=None)
             if not unseen:

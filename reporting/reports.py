@@ -214,7 +214,7 @@ def _prepare_reconciliation(wh: Warehouse, o: ReportOptions, warnings: list[str]
                       ("BOD", "no bid-offer bands: the recompute prices nothing"),
                       ("EBOCF", "Elexon's indicative cash is NULL"), ("BOAV", "Elexon's indicative volume is NULL")):
         if code not in tables:
-            warnings.append(f"no {code} data loaded: {why} (IRIS, or python run.py ingest api {code} --from D --to D)")
+            warnings.append(f"no {code} data loaded: {why} (IRIS, or python run.py backfill iris {code} FROM TO)")
     context["units"] = bool(o.units)
     params: dict[str, Any] = {"date_from": first, "date_to": last, "tolerance_gbp": float(o.tolerance_gbp),
                               "scan_from": local_midnight_utc(first) - dt.timedelta(days=1),
@@ -348,11 +348,13 @@ REPORTS: dict[str, ReportSpec] = {
             "recompute x the BP7 transmission loss multiplier); indicative_missing (settled differs and no EBOCF is "
             "loaded to say which side is wrong); unexplained. A unit-day's reason is that of its least explained "
             "period; reasons lists them all. Naive: what a BOALF-only estimate gives: every acceptance's absolute MW "
-            "level over the minutes it covers, at pair +1's offer price (pair -1's bid price for a negative level, or whichever the unit submitted). It is wrong because BOALF "
+            "level over the minutes it covers, at pair +1's offer price (pair -1's bid price for a negative level, or "
+            "whichever the unit submitted). It is wrong because BOALF "
             "levels are the unit's instructed position, not the change from FPN or from the acceptance before; "
             "superseded acceptances are counted again; the price depends on which band the move crosses. Unpriced "
-            "volume: a move beyond the last band submitted. Inferred steps (band stacking, minute weighting, no TLM "
-            "in BM cash) are checked against Elexon's BOAV/EBOCF where loaded.",
+            "volume: a move beyond the last band submitted. Inferred, not yet confirmed against real BOAV/EBOCF "
+            "rows: the band stacking, one spot time per minute start, no TLM in BM cash; by_acceptance shows our "
+            "volume beside BOAV's for each acceptance.",
             (Section("by_unit", "reports/reconciliation_units.sql.j2", "Per BM unit and settlement date"),
              Section("summary", "reports/reconciliation_summary.sql.j2", "Share of settled cash explained"),
              Section("by_period", "reports/reconciliation_periods.sql.j2", "Per unit and settlement period"),

@@ -140,7 +140,8 @@ def test_without_google_settings_the_local_workbook_has_the_same_tabs_and_format
     result = run(fixture_wh, settings_for(tmp_path))
     assert result.target == "local" and result.where == [str(tmp_path / "out/main.xlsx"), str(tmp_path / "out/main.html")]
     wb = openpyxl.load_workbook(tmp_path / "out/main.xlsx")
-    assert wb.sheetnames == ["Revenue", "VLP revenue", "Live grid", "Alerts", "Reconciliation", "Completeness", "Self-balancing"]
+    assert wb.sheetnames == ["Revenue", "VLP revenue", "Live grid", "Alerts", "Reconciliation", "Completeness",
+                             "Self-balancing"]
     ws = wb["VLP revenue"]
     header = next(r for r in ws.iter_rows(min_row=1, max_row=40) if r[1].value == "BM unit")
     first = header[0].row + 1

@@ -140,7 +140,8 @@ def test_settlement_datasets_fill_one_call_per_date_and_side_and_rows_carry_the_
                                                   for side in ("bid", "offer")]
     assert summary.inserted == 2 and summary.quarantined == 0
     rows = wh.query_rows("SELECT side, total_cashflow, _source FROM bmrs_ebocf ORDER BY side")
-    assert [(r["side"], r["total_cashflow"], r["_source"]) for r in rows] == [("bid", -120.0, "api"), ("offer", 450.0, "api")]
+    assert [(r["side"], r["total_cashflow"], r["_source"]) for r in rows] == [("bid", -120.0, "api"),
+                                                                               ("offer", 450.0, "api")]
     assert wh.scalar("SELECT COUNT(*) FROM bmrs_ebocf_pairs") == 2  # the null pairs have no row
 
 

@@ -148,7 +148,8 @@ def load_scenario(wh, tmp_path) -> None:
             UnitSpec("E_BRAVO-1", "GENCO", non_delivery={21: 100.0}, bo4={21: [(1, 70.0, 80.0, -10.0, 25.0)]},
                      bo3={21: [2001, 2002]}),
             UnitSpec("T_CHARLIE-1", "GENCO", bo4={22: [(-1, 30.0, 45.0, -25.0, 0.0)],
-                                                  23: [(-1, 30.0, 45.0, charlie_23, 0.0)]}, bo3={22: [3001], 23: [3001]}),
+                                                  23: [(-1, 30.0, 45.0, charlie_23, 0.0)]},
+                     bo3={22: [3001], 23: [3001]}),
             UnitSpec("2__DELTA001", "SUPPLYCO", bo4={25: [(1, 90.0, 100.0, 0.0, 5.0)]}, bo3={25: [4001]}),
             UnitSpec("T_ECHO-1", "GENCO", bo4={26: [(1, 50.0, 60.0, 0.0, 5.0)]}, bo3={26: [5001]}),
         ]
@@ -216,7 +217,8 @@ def test_summary_states_the_share_of_settled_cash_explained_and_the_naive_figure
     result = run_report(rec_wh, "reconciliation", ReportOptions(date_from=DAY, date_to=NEXT_DAY))
     assert {r["settlement_date"] for r in result.sections["by_unit"].to_pylist()} == {DAY}
     row = result.sections["summary"].to_pylist()[0]
-    assert (row["dates_compared"], row["dates_without_iris_data"], row["settled_cash_not_compared_gbp"]) == (1, 1, 500.0)
+    not_compared = (row["dates_compared"], row["dates_without_iris_data"], row["settled_cash_not_compared_gbp"])
+    assert not_compared == (1, 1, 500.0)
     assert row["settled_cash_gbp"] == 1713.33
     assert row["settled_share_reconciled"] == round((963.33 + 1300 + 750) / 4413.33, 4)
     assert row["settled_share_explained"] == 1.0 and row["unexplained_gbp"] == 0.0
@@ -229,7 +231,8 @@ def test_ebocf_pairs_become_one_row_per_pair_and_the_reissue_is_kept_in_history(
     pairs = rec_wh.query_rows(
         f"SELECT bm_unit, side, pair_id, pair_cashflow_gbp FROM {rec_wh.ref('bmrs_ebocf_pairs')} "
         "WHERE bm_unit = 'T_ALPHA-1' ORDER BY pair_id")
-    assert [(r["side"], r["pair_id"], r["pair_cashflow_gbp"]) for r in pairs] == [("offer", 1, 450.0), ("offer", 2, 513.33)]
+    assert [(r["side"], r["pair_id"], r["pair_cashflow_gbp"]) for r in pairs] == [("offer", 1, 450.0),
+                                                                                   ("offer", 2, 513.33)]
     history = rec_wh.query_rows(f"SELECT total_cashflow FROM {rec_wh.ref('bmrs_ebocf_history')}")
     assert [r["total_cashflow"] for r in history] == [-750.0]
 
@@ -250,8 +253,9 @@ def _random_day(day: dt.date, seed: int) -> tuple[list[dict], list[dict], list[d
             for a, b in zip([0, *cuts], [*cuts, 30]):
                 nxt = level + rng.randint(-40, 40)
                 pn_rows.append({"dataset": "PN", "settlementDate": day.isoformat(), "settlementPeriod": period,
-                                "timeFrom": z(start + dt.timedelta(minutes=a)), "timeTo": z(start + dt.timedelta(minutes=b)),
-                                "levelFrom": level, "levelTo": nxt, "bmUnit": unit})
+                                "timeFrom": z(start + dt.timedelta(minutes=a)),
+                                "timeTo": z(start + dt.timedelta(minutes=b)), "levelFrom": level, "levelTo": nxt,
+                                "bmUnit": unit})
                 level = nxt
             for pair in (-3, -2, -1, 1, 2, 3):
                 size = rng.randint(5, 60) * (1 if pair > 0 else -1)
@@ -304,8 +308,8 @@ def test_the_sql_recompute_matches_the_minute_by_minute_reference(wh, day):
     IrisLoader(wh).load([message("pn", "PN", pn_rows), message("bod", "BOD", bod_rows),
                          message("boalf", "BOALF", boalf_rows)])
     result = run_report(wh, "reconciliation", ReportOptions(date_from=day, date_to=day), only={"by_acceptance"})
-    got = {(r["bm_unit_id"], r["settlement_period"], r["acceptance_number"]):
-           (r["recompute_offer_volume_mwh"] or 0.0, r["recompute_bid_volume_mwh"] or 0.0, r["recompute_cash_gbp"] or 0.0)
+    figures = ("recompute_offer_volume_mwh", "recompute_bid_volume_mwh", "recompute_cash_gbp")
+    got = {(r["bm_unit_id"], r["settlement_period"], r["acceptance_number"]): tuple(r[f] or 0.0 for f in figures)
            for r in result.sections["by_acceptance"].to_pylist()}
     expected = _reference(day, pn_rows, bod_rows, boalf_rows)
     moved = {k for k, v in got.items() if any(abs(x) > 0.0015 for x in v)}

@@ -1,6 +1,8 @@
 """Fill IRIS gaps from the BMRS Insights API (no key needed) into the same ``bmrs_*`` tables.
 
-``/datasets/{X}/stream`` answers a bare JSON array of the same row objects IRIS carries. A range
+``/datasets/{X}/stream`` answers a bare JSON array of the same row objects IRIS carries; the
+settlement datasets (``/balancing/settlement/...``) answer one date (or period) and one side per
+path, and each row is stored with the side asked for. A range
 is split into chunks no longer than the dataset's range limit (``datasets.py``); ``to`` is
 inclusive, so a row on a chunk boundary comes back twice and is dropped by the natural key (the
 count is reported). A 400 answer about the range halves the window; 429, 5xx and timeouts are

@@ -325,7 +325,7 @@ def generate_s0142_lines(
                         f"0|0|0|0|{_n(bid_vol)}|{_n(offer_vol)}|{_n(bid_cash, 2)}|{_n(offer_cash, 2)}|"
                     )
                 if acceptance_numbers is not None:
-                    numbers = [(n, at) for n, at in acceptance_numbers.get((u.bm_unit_id, p + 1), [])]
+                    numbers = list(acceptance_numbers.get((u.bm_unit_id, p + 1), []))
                 else:
                     numbers = []
                     for _ in range(len(pairs) * rng.randint(1, 4)):

@@ -596,7 +596,8 @@ class _Reader:
                          "BO3 acceptance time is not YYYYMMDDHHMMSS", "acceptance_time (BO3 2)")
             bo3 = (
                 bo3.with_columns(stamp.alias("acceptance_time"))
-                .join_asof(closers.select(pl.col("idx"), pl.col("idx").alias("closed_at")), on="idx", strategy="backward")
+                .join_asof(closers.select(pl.col("idx"), pl.col("idx").alias("closed_at")), on="idx",
+                           strategy="backward")
                 .join_asof(bp7.select("idx", pl.col("idx").alias("unit_at"), "bm_unit_id", "settlement_period",
                                       "lead_party_id"), on="idx", strategy="backward")
             )
