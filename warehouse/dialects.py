@@ -25,6 +25,7 @@ def _expr(text: str) -> str:
 class Dialect:
     name = "generic"
     float64 = "FLOAT64"  # the 64-bit float type, for CAST(NULL AS {{ sql.float64 }})
+    int64 = "INT64"  # the 64-bit integer type
 
     def in_list(self, column: str, param: str) -> str:
         raise NotImplementedError
@@ -93,6 +94,7 @@ class Dialect:
 class DuckDBDialect(Dialect):
     name = "duckdb"
     float64 = "DOUBLE"
+    int64 = "BIGINT"
 
     def star_except(self, *columns: str) -> str:
         return f"* EXCLUDE ({', '.join(check_identifier(c) for c in columns)})"
