@@ -169,6 +169,14 @@ def rec_wh(request, tmp_path):
     return wh
 
 
+@pytest.fixture
+def rec_duck(wh, tmp_path):
+    """The scenario on DuckDB only: the drill-downs below; both engines give the same sections (the first
+    test here, and the demo-wide parity test, run on BigQuery too)."""
+    load_scenario(wh, tmp_path)
+    return wh
+
+
 def _by_unit(result) -> dict[str, dict]:
     return {r["bm_unit_id"]: r for r in result.sections["by_unit"].to_pylist()}
 
@@ -192,8 +200,8 @@ def test_each_unit_day_shows_recompute_indicative_and_settled_cash_with_the_reas
     assert rows["E_BRAVO-1"]["naive_volume_mwh"] == 31.667 and rows["E_BRAVO-1"]["naive_cash_gbp"] == 2533.33
 
 
-def test_a_move_back_through_an_offer_band_is_bid_volume_at_that_pairs_bid_price(rec_wh):
-    result = run_report(rec_wh, "reconciliation", ReportOptions(date_from=DAY, date_to=DAY, units=["E_BRAVO-1"]))
+def test_a_move_back_through_an_offer_band_is_bid_volume_at_that_pairs_bid_price(rec_duck):
+    result = run_report(rec_duck, "reconciliation", ReportOptions(date_from=DAY, date_to=DAY, units=["E_BRAVO-1"]))
     acceptances = {r["acceptance_number"]: r for r in result.sections["by_acceptance"].to_pylist()}
     assert set(acceptances) == {2001, 2002}
     assert (acceptances[2001]["recompute_offer_volume_mwh"], acceptances[2001]["recompute_cash_gbp"]) == (25.0, 2000.0)
@@ -203,8 +211,8 @@ def test_a_move_back_through_an_offer_band_is_bid_volume_at_that_pairs_bid_price
     assert set(_by_unit(result)) == {"E_BRAVO-1"}
 
 
-def test_an_acceptance_over_two_periods_is_split_at_the_boundary_and_a_later_run_explains_the_change(rec_wh):
-    result = run_report(rec_wh, "reconciliation", ReportOptions(date_from=DAY, date_to=DAY, units=["T_CHARLIE-1"]))
+def test_an_acceptance_over_two_periods_is_split_at_the_boundary_and_a_later_run_explains_the_change(rec_duck):
+    result = run_report(rec_duck, "reconciliation", ReportOptions(date_from=DAY, date_to=DAY, units=["T_CHARLIE-1"]))
     periods = {r["settlement_period"]: r for r in result.sections["by_period"].to_pylist()}
     assert set(periods) == {22, 23}
     assert [(p["recompute_volume_mwh"], p["recompute_cash_gbp"], p["settled_cash_gbp"], p["reason"])
@@ -227,13 +235,13 @@ def test_summary_states_the_share_of_settled_cash_explained_and_the_naive_figure
     assert row["naive_boalf_cash_gbp"] == round(3316.67 + 2533.33 + 4500 + 750, 2)
 
 
-def test_ebocf_pairs_become_one_row_per_pair_and_the_reissue_is_kept_in_history(rec_wh):
-    pairs = rec_wh.query_rows(
-        f"SELECT bm_unit, side, pair_id, pair_cashflow_gbp FROM {rec_wh.ref('bmrs_ebocf_pairs')} "
+def test_ebocf_pairs_become_one_row_per_pair_and_the_reissue_is_kept_in_history(rec_duck):
+    pairs = rec_duck.query_rows(
+        f"SELECT bm_unit, side, pair_id, pair_cashflow_gbp FROM {rec_duck.ref('bmrs_ebocf_pairs')} "
         "WHERE bm_unit = 'T_ALPHA-1' ORDER BY pair_id")
     assert [(r["side"], r["pair_id"], r["pair_cashflow_gbp"]) for r in pairs] == [("offer", 1, 450.0),
                                                                                    ("offer", 2, 513.33)]
-    history = rec_wh.query_rows(f"SELECT total_cashflow FROM {rec_wh.ref('bmrs_ebocf_history')}")
+    history = rec_duck.query_rows(f"SELECT total_cashflow FROM {rec_duck.ref('bmrs_ebocf_history')}")
     assert [r["total_cashflow"] for r in history] == [-750.0]
 
 
@@ -322,12 +330,12 @@ def test_the_sql_recompute_matches_the_minute_by_minute_reference(wh, day):
         assert got[key][2] == pytest.approx(cash, abs=0.011), key
 
 
-def test_settlements_own_acceptance_list_tells_an_excluded_acceptance_without_elexons_boav(rec_wh):
-    rec_wh.execute(f"DELETE FROM {rec_wh.ref('bmrs_boav')} WHERE bm_unit = 'T_ECHO-1'")
-    result = run_report(rec_wh, "reconciliation", ReportOptions(date_from=DAY, date_to=DAY, units=["T_ECHO-1"]))
+def test_settlements_own_acceptance_list_tells_an_excluded_acceptance_without_elexons_boav(rec_duck):
+    rec_duck.execute(f"DELETE FROM {rec_duck.ref('bmrs_boav')} WHERE bm_unit = 'T_ECHO-1'")
+    result = run_report(rec_duck, "reconciliation", ReportOptions(date_from=DAY, date_to=DAY, units=["T_ECHO-1"]))
     row = _by_unit(result)["T_ECHO-1"]
     assert (row["indicative_volume_mwh"], row["difference_gbp"], row["reason"]) == (None, -300.0, "acceptance_excluded")
-    bo3 = rec_wh.query_rows(f"SELECT settlement_period, acceptance_number, acceptance_time FROM "
-                            f"{rec_wh.ref('p114_bo3_canonical')} WHERE bm_unit_id = 'T_ECHO-1'")
+    bo3 = rec_duck.query_rows(f"SELECT settlement_period, acceptance_number, acceptance_time FROM "
+                            f"{rec_duck.ref('p114_bo3_canonical')} WHERE bm_unit_id = 'T_ECHO-1'")
     assert bo3 == [{"settlement_period": 26, "acceptance_number": 5001,
                     "acceptance_time": dt.datetime(2025, 1, 15, 9, 0)}]
