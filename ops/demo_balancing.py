@@ -41,6 +41,11 @@ class BalancingDay:
     bo3: dict[tuple[str, int], list[tuple[int, dt.datetime]]] = field(default_factory=dict)  # settled acceptances
 
 
+def _published(day: dt.date) -> dt.datetime:
+    """When Elexon's indicative data for ``day`` is first issued in the demo: 03:00 UTC the next day."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(3), tzinfo=dt.timezone.utc)
+
+
 def _ng(unit: str) -> str:
     return unit.split("_")[-1]
 
@@ -126,7 +131,7 @@ def balancing_day(units: list, day: dt.date, runs: tuple[str, ...], seed: int = 
             bo4[reissued] = [(pair, bid_price, offer_price, round(b * REISSUE_FACTOR, 3), round(o * REISSUE_FACTOR, 3))
                              for pair, bid_price, offer_price, b, o in settled[reissued]]
         bo4_by_run[run] = bo4
-    published = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(3), tzinfo=dt.timezone.utc)
+    published = _published(day)
     story = BalancingDay(day, bo4_by_run=bo4_by_run, bo3=bo3)
     for code, rows in (("PN", pn_rows), ("BOD", bod_rows), ("BOALF", boalf_rows)):
         for i in range(0, len(rows), 500):
@@ -168,14 +173,13 @@ def _settlement_row(code: str, unit: str, day: dt.date, period: int, start: dt.d
 
 
 def _boav(unit, day, period, start, side, acceptance, volumes: dict[int, float]) -> dict:
-    created = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(3), tzinfo=dt.timezone.utc)
-    return {**_settlement_row("BOAV", unit, day, period, start, side, created), "acceptanceId": acceptance,
+    return {**_settlement_row("BOAV", unit, day, period, start, side, _published(day)), "acceptanceId": acceptance,
             "acceptanceDuration": "L", "totalVolumeAccepted": round(sum(volumes.values()), 6),
             "pairVolumes": {_key(pair): round(v, 6) for pair, v in sorted(volumes.items())}}
 
 
 def _ebocf(unit, day, period, start, pairs, created: dt.datetime | None = None) -> list[dict]:
-    created = created or dt.datetime.combine(day + dt.timedelta(days=1), dt.time(3), tzinfo=dt.timezone.utc)
+    created = created or _published(day)
     rows = []
     for side, volume_at, price_at in (("offer", 4, 2), ("bid", 3, 1)):
         cash = {_key(p[0]): round(p[volume_at] * p[price_at], 2) for p in pairs if p[volume_at]}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
@@ -209,7 +209,7 @@ def _prepare_reconciliation(wh: Warehouse, o: ReportOptions, warnings: list[str]
         iris = wh.scalar(f"SELECT MAX(settlement_date) FROM {wh.ref(tables['BOALF'])} WHERE time_from >= @recent",
                          {"recent": recent}) if "BOALF" in tables else None
         latest = min(d for d in (settled, iris) if d) if settled or iris else None
-    first, last = _settlement_window(wh, ReportOptions(date_from=o.date_from, date_to=latest, today=o.today), 1)
+    first, last = _settlement_window(wh, replace(o, date_to=latest), 1)
     for code, why in (("BOALF", "no recompute is possible"), ("PN", "FPN is taken as 0 MW"),
                       ("BOD", "no bid-offer bands: the recompute prices nothing"),
                       ("EBOCF", "Elexon's indicative cash is NULL"), ("BOAV", "Elexon's indicative volume is NULL")):
