@@ -92,6 +92,7 @@ IRIS_ENVIRONMENT = ("IRIS_CONNECTION_STRING", "IRIS_QUEUE_NAME", "IRIS_CLIENT_ID
 class Settings:
     source: str | None = None  # the settings file read, if any
     warehouse_url: str | None = None
+    table_prefix: str = ""  # [warehouse] table_prefix: the project's tables are prefix + name
     elexon: ElexonSettings = field(default_factory=ElexonSettings)
     iris_environment: dict[str, str] = field(default_factory=dict, repr=False)
     bigquery: BigQuerySettings = field(default_factory=BigQuerySettings)
@@ -133,8 +134,13 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         if section not in known:
             raise SettingsError(f"{where}: unknown section [{section}]; known: {', '.join(sorted(known))}")
 
-    warehouse = _section(data, "warehouse", where, {"url"})
+    warehouse = _section(data, "warehouse", where, {"url", "table_prefix"})
     s.warehouse_url = env.get("WAREHOUSE_URL") or _str(warehouse, "url", where, "warehouse")
+    s.table_prefix = env.get("WAREHOUSE_TABLE_PREFIX") or _str(warehouse, "table_prefix", where, "warehouse") or ""
+    if s.table_prefix and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", s.table_prefix):
+        raise SettingsError(f"{where}: [warehouse] table_prefix (WAREHOUSE_TABLE_PREFIX) must be letters, digits "
+                            f"and underscores, starting with a letter or underscore, such as \"ep_\"; got "
+                            f"{s.table_prefix!r}")
     bq = _section(data, "bigquery", where, {"location", "credentials_file", "api_endpoint", "maximum_bytes_billed"})
     s.bigquery = BigQuerySettings(
         location=env.get("BIGQUERY_LOCATION") or _str(bq, "location", where, "bigquery"),

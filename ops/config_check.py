@@ -43,7 +43,7 @@ def check(settings: Settings, warehouse_url: str, *, connect: bool = False, toda
 
 def _warehouse(settings: Settings, url: str, try_connect: bool, report: CheckReport) -> None:
     try:
-        wh = connect(url, settings.bigquery.options())
+        wh = connect(url, settings.bigquery.options(), table_prefix=settings.table_prefix)
     except WarehouseError as exc:
         report.problems.append(f"warehouse: {exc}")
         return
@@ -59,6 +59,8 @@ def _warehouse(settings: Settings, url: str, try_connect: bool, report: CheckRep
                else "Application Default Credentials")
         report.lines.append(f"warehouse: BigQuery {wh.url} (location {bq.location or 'US (default)'}; credentials: "
                             f"{how}; query limit: {f'{bq.maximum_bytes_billed:,} bytes' if bq.maximum_bytes_billed else 'none'})")
+    if wh.table_prefix:
+        report.lines.append(f"warehouse: the project's tables are called {wh.table_prefix}NAME ([warehouse] table_prefix)")
     if try_connect:
         try:
             count = len(wh.table_names())

@@ -190,7 +190,7 @@ def demo_alerts(wh: Warehouse, settings: Settings) -> list[str]:
     for hours in range(2, 27, 2):
         result = check(wh, demo, as_of=IRIS_DAY + dt.timedelta(hours=hours))
         opened, closed = opened + len(result.opened), closed + len(result.closed)
-    still = wh.scalar("SELECT COUNT(*) FROM alert_events WHERE state = 'open' AND "
+    still = wh.scalar(f"SELECT COUNT(*) FROM {wh.ref('alert_events')} WHERE state = 'open' AND "
                       + wh.in_list("rule", "names"), {"names": [r["name"] for r in DEMO_ALERT_RULES]})
     return [f"  {len(DEMO_ALERT_RULES)} rules checked every 2 hours over the day: {opened} event(s) opened, "
             f"{closed} closed, {still} still open (no targets: recorded for the Alerts tab, sent nowhere)"]

@@ -101,7 +101,8 @@ class Scheduler:
         with self._lock:
             if self._wh is None:
                 self._wh = (self.connect_warehouse() if self.connect_warehouse
-                            else connect(self.warehouse_url, self.settings.bigquery.options()))
+                            else connect(self.warehouse_url, self.settings.bigquery.options(),
+                                         table_prefix=self.settings.table_prefix))
             return self._wh
 
     # ------------------------------------------------------------------ plan

@@ -86,11 +86,14 @@ def _foreign(wh: Warehouse, status: Status) -> None:
     tables = {t.name: t for t in (*ALL_TABLES, *BOOKKEEPING, API_WINDOWS, LEGACY_IMPORTS, JOB_RUNS, ASSET_LIST,
                                   BMU_REFERENCE, CONFIG_VLP_UNITS)}
     tables |= {table_name(code): lineage for code in SPECS}
-    found = wh.registry.foreign(tables)
+    found = [wh.physical(name) for name in wh.registry.foreign(tables)]
     if found:
         status.warnings.append(f"{', '.join(found)}: table(s) with the project's names that it did not create (your "
-                               "own?); it leaves them untouched and refuses to load into them: give the project "
-                               "another dataset or DuckDB file (README: Already have BigQuery tables?)")
+                               "own?); it leaves them untouched and refuses to load into them: give the project's "
+                               "tables a prefix ([warehouse] table_prefix) or another dataset or DuckDB file "
+                               "(README: Already have BigQuery tables?)")
+    if wh.table_prefix:
+        status.notes.append(f"the project's tables and views are called {wh.table_prefix}NAME ([warehouse] table_prefix)")
 
 
 def _iris(wh: Warehouse, status: Status) -> None:

@@ -144,3 +144,65 @@ def test_status_names_the_users_tables_it_will_not_load_into_and_creates_nothing
     assert any(w.startswith("bmrs_freq, elexon_p114_s0142_bpi: table(s) with the project's names that it did not "
                             "create") for w in status.warnings)
     assert REGISTRY.name not in any_wh.table_names()
+
+
+def with_prefix(wh, prefix: str):
+    """The same warehouse opened with ``[warehouse] table_prefix = prefix``."""
+    from warehouse.bigquery import BigQueryWarehouse
+    from warehouse.duckdb import DuckDBWarehouse
+
+    wh.close()
+    if isinstance(wh, BigQueryWarehouse):
+        return BigQueryWarehouse(wh.project, wh.dataset, wh.options, table_prefix=prefix)
+    return DuckDBWarehouse(wh.path, table_prefix=prefix)
+
+
+def test_with_a_table_prefix_the_project_lives_beside_the_users_tables_of_the_same_names(any_wh, tmp_path):
+    from ingest.legacy import import_legacy
+    from ops.status import collect_status
+
+    make_legacy_table(any_wh, "bmrs_freq", LEGACY_FREQ, LEGACY_ROW)
+    make_legacy_table(any_wh, BPI.name, LEGACY_BPI)
+    any_wh.execute(f"CREATE VIEW {any_wh.ref('mart_vlp_revenue_p114')} AS SELECT bmUnitId FROM {any_wh.ref(BPI.name)}")
+    theirs = {name: (any_wh.object_info(name), any_wh.logical_columns(name))
+              for name in ("bmrs_freq", BPI.name, "mart_vlp_revenue_p114")}
+
+    ours = with_prefix(any_wh, "ep_")  # [warehouse] table_prefix = "ep_"
+    IrisLoader(ours).load([freq_message()])
+    path = write_file(tmp_path, dt.date(2025, 1, 6), "SF", dt.datetime(2025, 1, 30, 12),
+                      [UnitSpec("V__AFLEX001", "FLEX", -2.0)])
+    assert load_file(ours, path).status == "loaded"
+    assert run_report(ours, "vlp_revenue").sections  # its views made and read under the prefix
+    imported = import_legacy(ours, "bmrs_freq", "FREQ")  # their table, named as they name it
+    assert imported.total("imported") == 1
+
+    assert ours.scalar(f"SELECT COUNT(*) FROM {ours.ref('bmrs_freq')}") == 2  # ep_bmrs_freq: IRIS + theirs
+    assert ours.ref("bmrs_freq").strip("`").endswith("ep_bmrs_freq")
+    assert ours.scalar(f"SELECT COUNT(*) FROM {ours.ref(BPI.name)}") > 0
+    assert {"bmrs_freq", BPI.name, "mart_vlp_revenue_p114", REGISTRY.name} <= ours.table_names()
+    status = collect_status(ours)
+    assert not [w for w in status.warnings if "did not create" in w]
+    assert "the project's tables and views are called ep_NAME ([warehouse] table_prefix)" in status.notes
+    theirs_after = with_prefix(ours, "")
+    try:
+        assert {name: (theirs_after.object_info(name), theirs_after.logical_columns(name)) for name in theirs} == theirs
+        assert theirs_after.query_rows(f"SELECT measurementTime FROM {theirs_after.ref('bmrs_freq')}") == [
+            {"measurementTime": "2025-01-01T00:00:00Z"}]
+        assert REGISTRY.name not in theirs_after.table_names()  # the project's registry is ep_warehouse_objects
+    finally:
+        theirs_after.close()
+
+
+def test_without_a_prefix_the_refusal_offers_one(wh):
+    make_legacy_table(wh, "bmrs_freq", LEGACY_FREQ, LEGACY_ROW)
+    with pytest.raises(NotOurTable, match=r"\[warehouse\] table_prefix, WAREHOUSE_TABLE_PREFIX"):
+        IrisLoader(wh).load([freq_message()])
+
+
+def test_a_table_prefix_that_is_not_an_identifier_is_a_settings_error():
+    from core.config import load_settings
+    from core.errors import SettingsError
+
+    assert load_settings(environ={"WAREHOUSE_TABLE_PREFIX": "ep_"}).table_prefix == "ep_"
+    with pytest.raises(SettingsError, match=r"table_prefix .* must be letters, digits and underscores.*'ep-'"):
+        load_settings(environ={"WAREHOUSE_TABLE_PREFIX": "ep-"})

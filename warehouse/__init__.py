@@ -28,10 +28,12 @@ def _demo_hint(path: str) -> str:
     return ""
 
 
-def connect(url: str | None = None, bigquery: "BigQueryOptions | None" = None, *, create: bool = True) -> Warehouse:
+def connect(url: str | None = None, bigquery: "BigQueryOptions | None" = None, *, create: bool = True,
+            table_prefix: str = "") -> Warehouse:
     """Open the warehouse named by ``url`` (default :data:`DEFAULT_URL`); ``bigquery`` says how to reach
     BigQuery (location, credentials, endpoint) for a ``bigquery://`` URL. With ``create=False`` a
-    DuckDB file that does not exist is an error (:class:`WarehouseNotFound`), not a new empty warehouse."""
+    DuckDB file that does not exist is an error (:class:`WarehouseNotFound`), not a new empty warehouse.
+    ``table_prefix`` names the project's tables prefix + name ([warehouse] table_prefix)."""
     url = url or DEFAULT_URL
     scheme, sep, rest = url.partition("://")
     if not sep:
@@ -44,18 +46,18 @@ def connect(url: str | None = None, bigquery: "BigQueryOptions | None" = None, *
             raise WarehouseError(f"warehouse URL {url!r} should look like duckdb:///path/to/file.duckdb")
         path = rest[1:]
         if path == ":memory:":
-            return DuckDBWarehouse(path)
+            return DuckDBWarehouse(path, table_prefix=table_prefix)
         path = os.path.expanduser(path)
         if not create and not os.path.exists(path):
             raise WarehouseNotFound(
                 f"no warehouse at {path}: this command only reads, and only loading commands (demo, load, "
                 f"ingest, backfill) create a DuckDB file; check the path, or point --warehouse (WAREHOUSE_URL, "
                 f"[warehouse] url) at your warehouse" + _demo_hint(path))
-        return DuckDBWarehouse(path)
+        return DuckDBWarehouse(path, table_prefix=table_prefix)
     if scheme == "bigquery":
         from warehouse.bigquery import BigQueryOptions, BigQueryWarehouse, parse_url
 
         project, dataset = parse_url(url)
-        return BigQueryWarehouse(project, dataset, bigquery or BigQueryOptions())
+        return BigQueryWarehouse(project, dataset, bigquery or BigQueryOptions(), table_prefix=table_prefix)
     raise WarehouseError(f"unknown warehouse scheme {scheme!r} in {url!r}; use duckdb:// or bigquery://")
 

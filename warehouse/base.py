@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from core.errors import DataRejected, WarehouseError, WarehouseUnavailable  # noqa: F401 - re-exported
-from warehouse.schema import Table
+from warehouse.schema import Table, check_identifier
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,19 @@ class Warehouse(ABC):
 
     url: str
     dialect: str  # "duckdb" | "bigquery"
+    #: ``[warehouse] table_prefix``: every table and view the project makes is called prefix + its name, so
+    #: the project can live in a dataset beside the user's own tables of the same names. Code speaks of
+    #: tables by their plain (logical) names; only a backend, through :meth:`physical`, adds the prefix.
+    table_prefix: str = ""
+
+    def physical(self, name: str) -> str:
+        """The name table ``name`` has in the engine (the table prefix, then the name)."""
+        return self.table_prefix + check_identifier(name)
+
+    def _logical_names(self, physical: Iterable[str]) -> set[str]:
+        """The project's names among the engine's ``physical`` ones (those with the prefix, without it)."""
+        n = len(self.table_prefix)
+        return {name[n:] for name in physical if name.startswith(self.table_prefix) and len(name) > n}
 
     @abstractmethod
     def ensure_tables(self, tables: Iterable[Table]) -> None:
@@ -121,11 +134,18 @@ class Warehouse(ABC):
 
     @abstractmethod
     def table_names(self) -> set[str]:
-        """Names of every table and view in the warehouse."""
+        """Plain names of every table and view under the table prefix (every one, without a prefix)."""
+
+    @property
+    def sql(self):
+        """This engine's SQL macros (:class:`~warehouse.dialects.Dialect`)."""
+        from warehouse.dialects import DIALECTS
+
+        return DIALECTS[self.dialect]
 
     def ref(self, name: str) -> str:
-        """How SQL text refers to table ``name`` on this engine (qualified where needed)."""
-        return name
+        """How SQL text refers to table ``name`` on this engine (prefixed, and qualified where needed)."""
+        return self.physical(name)
 
     # ------------------------------------------------------------ ownership (warehouse/ownership.py)
     @abstractmethod
@@ -141,8 +161,9 @@ class Warehouse(ABC):
         """Every row of a small table, without a billed query."""
 
     def source_ref(self, name: str) -> str:
-        """How SQL refers to a table the project does not own (a legacy table to import from)."""
-        return self.ref(name)
+        """How SQL refers to a table the project does not own (a legacy table to import from): as the
+        user named it, without the table prefix."""
+        return check_identifier(name)
 
     def source_columns(self, name: str) -> dict[str, str] | None:
         """Column → logical type of a table the project does not own, or None if there is none."""

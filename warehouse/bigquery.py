@@ -146,8 +146,10 @@ def translate(exc: BaseException, what: str, *, data: bool) -> WarehouseError:
 class BigQueryWarehouse(Warehouse):
     dialect = "bigquery"
 
-    def __init__(self, project: str, dataset: str, options: BigQueryOptions | None = None, client=None):
+    def __init__(self, project: str, dataset: str, options: BigQueryOptions | None = None, client=None,
+                 table_prefix: str = ""):
         self.project, self.dataset = project, dataset
+        self.table_prefix = table_prefix
         self.options = options or BigQueryOptions()
         self.url = f"bigquery://{project}/{dataset}"
         self._client = client
@@ -171,10 +173,10 @@ class BigQueryWarehouse(Warehouse):
                 self._client = None
 
     def ref(self, name: str) -> str:
-        return f"`{self.project}.{self.dataset}.{check_identifier(name)}`"
+        return f"`{self._table_id(name)}`"
 
     def _table_id(self, name: str) -> str:
-        return f"{self.project}.{self.dataset}.{check_identifier(name)}"
+        return f"{self.project}.{self.dataset}.{self.physical(name)}"
 
     def _ensure_dataset(self) -> None:
         if self._dataset_ready:
@@ -220,8 +222,8 @@ class BigQueryWarehouse(Warehouse):
         from google.api_core.exceptions import NotFound
 
         try:
-            return {t.table_id for t in self.client.list_tables(f"{self.project}.{self.dataset}")
-                    if not t.table_id.startswith(STAGING_PREFIX)}
+            names = self._logical_names(t.table_id for t in self.client.list_tables(f"{self.project}.{self.dataset}"))
+            return {name for name in names if not name.startswith(STAGING_PREFIX)}
         except NotFound:
             return set()
         except (WarehouseError, ConfigError):

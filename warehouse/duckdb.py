@@ -86,8 +86,9 @@ def translate(exc: duckdb.Error, what: str, *, data: bool) -> WarehouseError:
 class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"
 
-    def __init__(self, path: str | Path, lock_timeout_s: float = 60.0):
+    def __init__(self, path: str | Path, lock_timeout_s: float = 60.0, table_prefix: str = ""):
         self.path = str(path)
+        self.table_prefix = table_prefix
         self.url = f"duckdb:///{self.path}"
         self.lock_timeout_s = lock_timeout_s
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -156,15 +157,19 @@ class DuckDBWarehouse(Warehouse):
                 raise translate(exc, f"cannot read the catalog of {self.path}", data=False) from exc
 
     def table_columns(self, table: str) -> dict[str, str] | None:
+        return self._engine_columns(self.physical(table))
+
+    def _engine_columns(self, physical: str) -> dict[str, str] | None:
         rows = self._catalog("SELECT column_name, data_type FROM information_schema.columns "
-                             "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position", [table])
+                             "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position", [physical])
         return {name: typ for name, typ in rows} or None
 
     def table_names(self) -> set[str]:
-        return {name for (name,) in self._catalog(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")}
+        return self._logical_names(name for (name,) in self._catalog(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"))
 
     def object_info(self, name: str) -> tuple[str, str | None] | None:
+        name = self.physical(name)
         rows = self._catalog("SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
                              "AND table_name = ?", [name])
         if not rows:
@@ -174,14 +179,18 @@ class DuckDBWarehouse(Warehouse):
         sql = self._catalog("SELECT sql FROM duckdb_views() WHERE schema_name = 'main' AND view_name = ?", [name])
         return "view", sql[0][0] if sql else None
 
+    def source_columns(self, name: str) -> dict[str, str] | None:
+        columns = self._engine_columns(check_identifier(name))
+        return None if columns is None else {c: LOGICAL_TYPES.get(t, "STRING") for c, t in columns.items()}
+
     def read_rows(self, name: str) -> list[dict[str, Any]]:
-        return self.query_rows(f"SELECT * FROM {check_identifier(name)}")
+        return self.query_rows(f"SELECT * FROM {self.physical(name)}")
 
     def create_table(self, table: Table) -> None:
         cols = ", ".join(f'"{c.name}" {DUCKDB_TYPES[c.type]}' for c in table.columns)
         with self._lock:
             try:
-                self.con.execute(f"CREATE TABLE IF NOT EXISTS {check_identifier(table.name)} ({cols})")
+                self.con.execute(f"CREATE TABLE IF NOT EXISTS {self.physical(table.name)} ({cols})")
             except duckdb.Error as exc:
                 raise translate(exc, f"cannot create table {table.name} in {self.path}", data=True) from exc
 
@@ -199,7 +208,8 @@ class DuckDBWarehouse(Warehouse):
                         if col.name not in existing:
                             log.info("adding column %s.%s %s", table.name, col.name, col.type)
                             self.con.execute(
-                                f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {DUCKDB_TYPES[col.type]}')
+                                f'ALTER TABLE {self.physical(table.name)} ADD COLUMN "{col.name}" '
+                                f'{DUCKDB_TYPES[col.type]}')
             except duckdb.Error as exc:
                 error = translate(exc, f"cannot create or alter tables in {self.path}", data=True)
                 if isinstance(error, WarehouseUnavailable):
@@ -211,7 +221,7 @@ class DuckDBWarehouse(Warehouse):
     def widen_column(self, table: str, column: str, logical_type: str) -> None:
         with self._lock:
             try:
-                self.con.execute(f'ALTER TABLE {check_identifier(table)} ALTER COLUMN "{check_identifier(column)}" '
+                self.con.execute(f'ALTER TABLE {self.physical(table)} ALTER COLUMN "{check_identifier(column)}" '
                                  f"TYPE {DUCKDB_TYPES[logical_type]}")
             except duckdb.Error as exc:
                 raise translate(exc, f"cannot widen {table}.{column} to {logical_type}", data=True) from exc
@@ -229,10 +239,10 @@ class DuckDBWarehouse(Warehouse):
             try:
                 for d in deletes:
                     if d.column is None:
-                        con.execute(f"DELETE FROM {check_identifier(d.table)}")
+                        con.execute(f"DELETE FROM {self.physical(d.table)}")
                     else:
                         con.execute(
-                            f"DELETE FROM {check_identifier(d.table)} WHERE \"{check_identifier(d.column)}\" = ?", [d.value]
+                            f"DELETE FROM {self.physical(d.table)} WHERE \"{check_identifier(d.column)}\" = ?", [d.value]
                         )
                 for batch in iter_batches(batches):
                     if batch.data.num_rows:
@@ -259,14 +269,13 @@ class DuckDBWarehouse(Warehouse):
             self._reset()
 
     def _insert(self, con: duckdb.DuckDBPyConnection, batch: Batch) -> dict[str, int]:
-        table = check_identifier(batch.table)
         if batch.replace is not None:
             return self._insert_latest(con, batch)
-        return {table: self._insert_rows(con, batch)}
+        return {batch.table: self._insert_rows(con, batch)}
 
     def _insert_latest(self, con: duckdb.DuckDBPyConnection, batch: Batch) -> dict[str, int]:
         """A latest-wins batch (see :class:`~warehouse.base.Replace` and :mod:`warehouse.latest`)."""
-        table, r = check_identifier(batch.table), batch.replace
+        table, r = self.physical(batch.table), batch.replace
         view = f"_batch_{table}"
         params: dict[str, Any] = {"now": dt.datetime.now(dt.timezone.utc)}
         prune = ""
@@ -288,23 +297,23 @@ class DuckDBWarehouse(Warehouse):
                        f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {match})")
                 inserted = con.execute(to_duckdb_params(sql), used_params(sql, params)).fetchone()[0]
                 if inserted == batch.data.num_rows:
-                    return {table: inserted}
+                    return {batch.table: inserted}
             stored = [name for (name,) in con.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? "
                 "ORDER BY ordinal_position", [table]).fetchall()]
             counts = {}
             for label, sql in latest_statements(lambda name: f'"{check_identifier(name)}"', table,
-                                                check_identifier(r.history), view, batch.data.column_names, stored,
+                                                self.physical(r.history), view, batch.data.column_names, stored,
                                                 batch.key, r, prune=prune):
                 counts[label] = con.execute(to_duckdb_params(sql), used_params(sql, params)).fetchone()[0]
         finally:
             _unregister(con, view)
-        return {table: inserted + counts["merge"], table + REPLACED: counts["replaced"], table + STALE: counts["stale"],
+        name = batch.table
+        return {name: inserted + counts["merge"], name + REPLACED: counts["replaced"], name + STALE: counts["stale"],
                 r.history: counts["superseded"] + counts["replaced"] + counts["stale"]}
 
-    @staticmethod
-    def _insert_rows(con: duckdb.DuckDBPyConnection, batch: Batch) -> int:
-        table = check_identifier(batch.table)
+    def _insert_rows(self, con: duckdb.DuckDBPyConnection, batch: Batch) -> int:
+        table = self.physical(batch.table)
         view = f"_batch_{table}"
         if not batch.key:
             con.register(view, batch.data)

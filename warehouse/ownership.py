@@ -27,7 +27,7 @@ import datetime as dt
 import logging
 import re
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pyarrow as pa
 
@@ -52,9 +52,11 @@ PROJECT = "elexon-pipeline"  # the BigQuery label value on every table the proje
 
 
 def ways_out(name: str) -> str:
-    return (f"the project leaves {name} untouched. Point [warehouse] url (WAREHOUSE_URL) at another BigQuery "
-            f"dataset or DuckDB file for the project's tables (your queries can join across datasets), or move "
-            f"or rename your {name}")
+    return (f"the project leaves {name} untouched. Give the project's tables a prefix of their own in this "
+            f"dataset ([warehouse] table_prefix, WAREHOUSE_TABLE_PREFIX, e.g. \"ep_\"), or point [warehouse] url "
+            f"(WAREHOUSE_URL) at another BigQuery dataset or DuckDB file (your queries can join across datasets), "
+            f"and bring your history into the project's tables with python run.py import legacy (README: "
+            f"\"Already have BigQuery tables?\")")
 
 
 class Registry:
@@ -79,8 +81,9 @@ class Registry:
                     expected = {c.name: c.type for c in REGISTRY.columns}
                     if info[0] != "table" or columns != expected:
                         raise NotOurTable(
-                            f"{REGISTRY.name} exists in {self.wh.url} but is not this project's registry of its "
-                            f"tables (it has {_columns(columns)}; expected {_columns(expected)}): {ways_out(REGISTRY.name)}")
+                            f"{self.wh.physical(REGISTRY.name)} exists in {self.wh.url} but is not this project's "
+                            f"registry of its tables (it has {_columns(columns)}; expected {_columns(expected)}): "
+                            f"{ways_out(self.wh.physical(REGISTRY.name))}")
                     self._owned = {r["name"]: r["kind"] for r in self.wh.read_rows(REGISTRY.name)}
                 self._owned[REGISTRY.name] = "table"
             return self._owned
@@ -128,10 +131,7 @@ class Registry:
                         "ours), before it kept a registry", table.name)
             self.record([table.name], "table", adopted=True)
             return False
-        what = "a view" if info and info[0] == "view" else "a table"
-        raise NotOurTable(
-            f"{table.name} exists in {self.wh.url} as {what} this project did not create (it has "
-            f"{_columns(existing)}; the project's {table.name} has {_columns(ours)}): {ways_out(table.name)}")
+        self._refuse(table.name, info, existing, _columns(ours))
 
     def claim_existing(self, name: str, existing: dict[str, str], markers: dict[str, str], expected: str) -> None:
         """For a table whose shape follows its data (IRIS datasets): ours if recorded, or adopted if it has
@@ -144,7 +144,11 @@ class Registry:
                         "before it kept a registry", name, ", ".join(markers))
             self.record([name], "table", adopted=True)
             return
+        self._refuse(name, info, existing, expected)
+
+    def _refuse(self, name: str, info: tuple | None, existing: dict[str, str], expected: str) -> NoReturn:
         what = "a view" if info and info[0] == "view" else "a table"
+        name = self.wh.physical(name)
         raise NotOurTable(f"{name} exists in {self.wh.url} as {what} this project did not create (it has "
                           f"{_columns(existing)}; the project's {name} has {expected}): {ways_out(name)}")
 
@@ -158,12 +162,14 @@ class Registry:
         kind, definition = info
         if kind == "view" and definition:
             owned = self.owned()
-            mentioned = {n for n in self.wh.table_names() if n != name and re.search(rf"\b{re.escape(n)}\b", definition)}
+            mentioned = {n for n in self.wh.table_names()
+                         if n != name and re.search(rf"\b{re.escape(self.wh.physical(n))}\b", definition)}
             if mentioned and all(owned.get(n) for n in mentioned):
                 log.warning("adopting view %s: made by an earlier version of this project (it reads only the "
                             "project's tables: %s)", name, ", ".join(sorted(mentioned)))
                 self.record([name], "view", adopted=True)
                 return False
+        name = self.wh.physical(name)
         raise NotOurTable(
             f"{name} exists in {self.wh.url} as a {kind} this project did not create"
             + (" (its definition reads tables the project does not own)" if kind == "view" else "")

@@ -14,7 +14,6 @@ import jinja2
 
 from core.settlement import RUN_RANK
 from warehouse.base import Warehouse
-from warehouse.dialects import DIALECTS
 from warehouse.schema import check_identifier
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -44,6 +43,6 @@ def render(template: str, wh: Warehouse, **context: Any) -> str:
         ref=lambda name: wh.ref(check_identifier(name)),
         run_rank=run_rank,
         dialect=wh.dialect,
-        sql=DIALECTS[wh.dialect],
+        sql=wh.sql,
         **context,
     )
