@@ -41,7 +41,7 @@ class State:
         error rather than a new empty warehouse."""
         if self._wh is None:
             bigquery = self.settings.bigquery.options() if self.warehouse_url.startswith("bigquery:") else None
-            self._wh = connect(self.warehouse_url, bigquery, create=create)
+            self._wh = connect(self.warehouse_url, bigquery, create=create, table_prefix=self.settings.table_prefix)
         return self._wh
 
     def close(self) -> None:
@@ -594,7 +594,8 @@ def import_group() -> None:
 
 @import_group.command("legacy")
 @click.argument("source_table", required=False)
-@click.option("--dataset", "code", help="The Elexon dataset the table holds (FREQ, BOALF, FUELINST, …).")
+@click.option("--dataset", "code", help="The Elexon dataset the table holds (FREQ, BOALF, FUELINST, …), or "
+              "S0142_BPI for a table of P114 BPI fields (date, period, run, unit, metered volume …).")
 @click.option("--mapping", type=click.Path(), help="A CSV of table,dataset lines: import each table.")
 @click.option("--chunk-days", type=int, default=0, show_default=True,
               help="Import in chunks of this many days of event time (0: the whole table in one statement).")
@@ -606,6 +607,8 @@ def import_legacy_cmd(state: State, source_table: str | None, code: str | None, 
     Columns may be Elexon's names (measurementTime) or snake_case, values STRING or typed. Rows
     are typed in the warehouse (on BigQuery nothing is downloaded); rows that do not convert go to
     iris_quarantine; rows whose key is already stored are skipped. Resumable and idempotent.
+    With --dataset S0142_BPI the rows go into the P114 BPI table as partial rows, one pseudo-file
+    per settlement date and run, behind any real S0142 file of the date.
     SOURCE_TABLE on BigQuery: table, dataset.table or project.dataset.table.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -147,3 +147,73 @@ def test_a_mapping_file_imports_each_table_from_the_command_line(tmp_path):
         {"bm_unit": "2__FBPGM002", "acceptance_number": 1234, "level_to": -50, "so_flag": True,
          "time_from": dt.datetime(2025, 1, 6, 9, 30, tzinfo=UTC), "_source": "legacy"}]
     wh.close()
+
+
+#: the user's P114 table: five fields of the S0142 BPI record, STRING values, and when they loaded it
+P114_COLUMNS = ["settlementDate", "settlementPeriod", "settlementRunType", "bmUnitId", "meteredVolume", "_ingested_utc"]
+P114_ROWS = [
+    ("2025-01-06", "1", "RF", "V__AFLEX001", "-1.5", "2025-03-01T00:00:00Z"),  # an older copy of the next row
+    ("2025-01-06", "1", "RF", "V__AFLEX001", "-1.75", "2025-03-02T00:00:00Z"),  # the newest copy: imported
+    ("2025-01-06", "2", "rf ", "V__AFLEX001", "-2.0", "2025-03-02T00:00:00Z"),  # the run tidied: imported
+    ("2025-01-06", "1", "SF", "V__AFLEX001", "-1.0", "2025-01-20T00:00:00Z"),  # another run of the date: imported
+    ("2025-01-07", "1", "SF", "T_DRAX-1", "490.0", "2025-01-21T00:00:00Z"),  # the real SF file has it: skipped
+    ("2025-01-07", "1", "R3", "T_DRAX-1", "480.0", "2025-05-01T00:00:00Z"),  # imported; the real file still wins
+    ("2025-01-08", "51", "RF", "T_DRAX-1", "1.0", "2025-03-01T00:00:00Z"),  # quarantined: the period
+    ("2025-01-08", "1", "XX", "T_DRAX-1", "1.0", "2025-03-01T00:00:00Z"),  # quarantined: the run
+    ("soon", "1", "RF", "T_DRAX-1", "1.0", "2025-03-01T00:00:00Z"),  # quarantined: the date
+]
+
+
+def canonical(wh) -> list[tuple]:
+    return [(str(r["settlement_date"]), r["settlement_period"], r["settlement_run"], r["bm_unit_id"],
+             r["metered_volume_mwh"], r["source_file"]) for r in wh.query_rows(
+        f"SELECT * FROM {wh.ref('p114_settlement_canonical')} "
+        "ORDER BY settlement_date, settlement_period, bm_unit_id")]
+
+
+def test_a_legacy_p114_table_comes_in_as_partial_bpi_rows_behind_real_files(any_wh, tmp_path):
+    from ingest.p114.load import load_file
+    from tests.s0142_builder import UnitSpec, write_file
+
+    real = write_file(tmp_path, dt.date(2025, 1, 7), "SF", dt.datetime(2025, 1, 21, 9), [UnitSpec("T_DRAX-1", "DRAX", 500.0)])
+    load_file(any_wh, real)
+    make_legacy_table(any_wh, "legacy_p114", P114_COLUMNS, numbers=())
+    for row in P114_ROWS:
+        any_wh.execute(f"INSERT INTO {any_wh.ref('legacy_p114')} VALUES ({', '.join(repr(v) for v in row)})")
+
+    result = import_legacy(any_wh, "legacy_p114", "s0142_bpi")
+    assert (result.total("rows_read"), result.total("imported"), result.total("skipped"),
+            result.total("quarantined")) == (9, 4, 2, 3)
+    assert result.mapped == {"settlement_date": "settlementDate", "settlement_period": "settlementPeriod",
+                             "settlement_run": "settlementRunType", "bm_unit_id": "bmUnitId",
+                             "metered_volume_mwh": "meteredVolume"}
+    assert "1 repeated in the legacy table (the newest copy kept, by _ingested_utc); 1 of 4 settlement date/run " \
+           "pairs already loaded" in "\n".join(result.lines())
+    rows = canonical(any_wh)
+    assert [r for r in rows if r[0] == "2025-01-06"] == [  # RF outranks SF among legacy rows
+        ("2025-01-06", 1, "RF", "V__AFLEX001", -1.75, "legacy:legacy_p114:2025-01-06:RF"),
+        ("2025-01-06", 2, "RF", "V__AFLEX001", -2.0, "legacy:legacy_p114:2025-01-06:RF")]
+    assert {(r[2], r[5]) for r in rows if r[0] == "2025-01-07"} == {("SF", real.name)}  # a real file beats legacy R3
+    manifest = {(str(m["settlement_date"]), m["settlement_run"]): (m["layout"], m["periods"], m["records"], m["source"])
+                for m in any_wh.query_rows(f"SELECT * FROM {any_wh.ref('p114_file_manifest')}")}
+    assert manifest[("2025-01-06", "RF")] == ("legacy:partial", 2, 2, "legacy legacy_p114")
+    assert manifest[("2025-01-07", "R3")] == ("legacy:partial", 1, 1, "legacy legacy_p114")
+    assert manifest[("2025-01-07", "SF")][0] == "013"
+    reasons = sorted(q["reason"] for q in any_wh.query_rows(
+        f"SELECT reason FROM {any_wh.ref('iris_quarantine')} WHERE dataset = 'S0142_BPI'"))
+    assert reasons == ["settlementDate: not a date", "settlementPeriod: not a settlement period 1..50",
+                       "settlementRunType: not a settlement run (II, SF, R1, R2, R3, RF, DF)"]
+
+    # killed after the rows went in but before their manifest rows: a re-run (by day) completes it, adds nothing
+    any_wh.execute(f"DELETE FROM {any_wh.ref('p114_file_manifest')} WHERE layout = 'legacy:partial'")
+    again = import_legacy(any_wh, "legacy_p114", "S0142_BPI", chunk_days=1)
+    assert again.total("imported") == 0 and len(again.chunks) == 3  # 6, 7 and 8 January
+    assert canonical(any_wh) == rows
+    assert any_wh.scalar(f"SELECT COUNT(*) FROM {any_wh.ref('p114_file_manifest')} WHERE layout = 'legacy:partial'") == 3
+    assert any_wh.scalar(f"SELECT COUNT(*) FROM {any_wh.ref('iris_quarantine')}") == 3
+
+
+def test_a_legacy_p114_table_without_a_unit_column_is_refused_naming_it(wh):
+    make_legacy_table(wh, "legacy_p114", ["settlementDate", "settlementPeriod", "settlementRunType", "meteredVolume"])
+    with pytest.raises(ArgumentError, match=r"no column for bm_unit_id \(looked for bm_unit_id: bmunitid, bmunit"):
+        import_legacy(wh, "legacy_p114", "S0142_BPI")
