@@ -12,8 +12,10 @@ Then, in the same run and alternating, ``--repeat`` times:
 * ``gzip -dc FILE > /dev/null`` (the baseline),
 * **cold**: the whole process a user runs, ``python run.py --warehouse duckdb:///NEW load p114 FILE``
   into a fresh warehouse (interpreter start-up, imports, schema creation, parse, load, checkpoint);
-* **steady**: the second and third file loaded by one process (what a backfill runs at), timed in
-  that process.
+* **steady**: the second and third file loaded by one process, timed in that process;
+* with ``--backfill N``: **backfill**, the whole ``python run.py backfill p114 FROM TO --source DIR``
+  process over N full-size day files (the next file parsed while this one is written), against
+  ``gzip -dc`` of the same N files.
 
 Wall and CPU seconds (user + system, all threads; children measured with getrusage) for each, with
 ratios to gzip's; medians. Targets (issue 10): cold <= 3.0x gzip wall, <= 3.5x gzip CPU.
@@ -72,11 +74,11 @@ def timed(cmd: list[str] | str, **kwargs) -> tuple[float, float, subprocess.Comp
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc
 
 
-def generate(work: Path, units: int, parties: int, mix: str) -> Path:
+def generate(work: Path, units: int, parties: int, mix: str, day: dt.date = dt.date(2026, 8, 28)) -> Path:
     from ingest.p114.generate import generate_s0142_lines, sample_units, write_s0142_lines
     from ingest.p114.layout import S0142Name
 
-    day, created = dt.date(2026, 8, 28), dt.datetime(2026, 9, 22, 22, 35, 19)
+    created = dt.datetime.combine(day + dt.timedelta(days=25), dt.time(22, 35, 19))
     file = work / mix / S0142Name.format(day, "SF", created)
     if file.exists():
         return file
@@ -99,6 +101,8 @@ def main() -> None:
     parser.add_argument("--parties", type=int, default=480)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", help="directory to keep (and reuse) the generated files in")
+    parser.add_argument("--backfill", type=int, default=0, metavar="N",
+                        help="also time a backfill process over N day files (0: skip)")
     parser.add_argument("--child", nargs=3, metavar=("FILE", "DIR", "LOADS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -137,8 +141,32 @@ def main() -> None:
             ok = w / gw <= targets[0] and c / gc <= targets[1]
             verdict = f"   target <= {targets[0]}x wall, <= {targets[1]}x CPU: {'OK' if ok else 'MISSED'}"
         print(f"{label:14s} {w:.3f} s wall  {c:.3f} s CPU   = {w / gw:.2f}x gzip wall, {c / gc:.2f}x gzip CPU{verdict}")
+    if args.backfill:
+        backfill(work, args)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def backfill(work: Path, args) -> None:
+    """The whole backfill process over ``args.backfill`` day files, against gzip -dc of the same files."""
+    days = [dt.date(2026, 8, 28) + dt.timedelta(days=i) for i in range(args.backfill)]
+    files = [generate(work, args.units, args.parties, args.mix, day) for day in days]
+    gzip_w, gzip_c, walls, cpus = [], [], [], []
+    for i in range(args.repeat):
+        w, c, _ = timed("gzip -dc " + " ".join(f"'{f}'" for f in files) + " > /dev/null", shell=True)
+        gzip_w.append(w), gzip_c.append(c)
+        db = work / f"backfill_{i}.duckdb"
+        db.unlink(missing_ok=True)
+        w, c, _ = timed([sys.executable, "run.py", "--warehouse", f"duckdb:///{db}", "backfill", "p114",
+                         str(days[0]), str(days[-1]), "--source", str(files[0].parent)], cwd=ROOT)
+        db.unlink()
+        walls.append(w), cpus.append(c)
+        print(f"backfill run {i + 1}: gzip -dc {gzip_w[-1]:.2f} s / {gzip_c[-1]:.2f} s CPU; "
+              f"backfill {walls[-1]:.2f} / {cpus[-1]:.2f}")
+    med, n = statistics.median, len(files)
+    gw, gc, w, c = med(gzip_w), med(gzip_c), med(walls), med(cpus)
+    print(f"backfill       {n} files: {w:.3f} s wall  {c:.3f} s CPU ({w / n:.2f} s / {c / n:.2f} s a file) "
+          f"= {w / gw:.2f}x gzip wall, {c / gc:.2f}x gzip CPU (gzip -dc of the {n}: {gw:.2f} s / {gc:.2f} s)")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,41 @@ def test_bad_files_are_reported_and_the_rest_still_load(tmp_path, wh):
     assert "failed           2" in "\n".join(summary.lines())
 
 
+def test_the_next_file_is_parsed_while_this_one_is_written_and_at_most_two_are_held(tmp_path, wh, monkeypatch):
+    import threading
+
+    from ingest.p114 import backfill as backfill_module
+
+    files = make_folder(tmp_path / "in")
+    events: list[str] = []
+    lock = threading.Lock()
+    real_parse, real_batches = backfill_module.parse_whole, load_module._batches
+
+    def parse(path, *args):
+        with lock:
+            events.append(f"parse {Path(path).name}")
+        return real_parse(path, *args)
+
+    def batches(header, *args, **kwargs):
+        with lock:
+            events.append(f"write {header.name.name}")
+        yield from real_batches(header, *args, **kwargs)
+        time.sleep(0.05)  # the next parse has long started by now
+        with lock:
+            events.append(f"wrote {header.name.name}")
+
+    monkeypatch.setattr(backfill_module, "parse_whole", parse)
+    monkeypatch.setattr(load_module, "_batches", batches)
+    summary = run_backfill(wh, DAYS[0], DAYS[-1], source=str(tmp_path / "in"))
+    assert len(summary.loaded) == 8
+    order = sorted(files, key=lambda p: (p.name.split("_")[1], "II SF".index(p.name.split("_")[2])))
+    for this, following in zip(order, order[1:]):
+        assert events.index(f"parse {following.name}") < events.index(f"wrote {this.name}")  # overlapped
+        later = order[order.index(following) + 1:]  # not parsed before this file is written: two files held
+        assert all(events.index(f"parse {p.name}") > events.index(f"wrote {this.name}") for p in later)
+    assert_each_file_loaded_exactly_once(wh, files, len(UNITS))
+
+
 def test_an_interruption_inside_a_file_rolls_it_back_and_the_rerun_loads_it_once(tmp_path, wh, monkeypatch):
     files = make_folder(tmp_path / "in")
     calls = {"n": 0}

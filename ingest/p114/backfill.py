@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from core.errors import ArgumentError, InputFileError
 from core.iterators import prefetch
 from core.settlement import RUN_PRECEDENCE, RUN_PUBLICATION_WINDOW_DAYS, RUN_RANK
 from ingest.p114.layout import FileNameError, S0142Name
-from ingest.p114.load import LoadResult, load_file, loaded_file_names
+from ingest.p114.load import LoadResult, Parsed, load_file, loaded_file_names, parse_whole
 from ingest.p114.portal import PortalClient, PortalError
 from ingest.p114.tables import PORTAL_LISTED_DATES, PORTAL_LISTING, ensure_p114_schema
 from warehouse.base import Delete, Warehouse
@@ -205,15 +206,15 @@ def run_backfill(
         planned = len(todo)
     summary.planned = planned
 
-    with _progress(console) as progress:
+    with _progress(console) as progress, ThreadPoolExecutor(1, thread_name_prefix="parse-ahead") as parser:
         task = progress.add_task("loading S0142 files", total=planned, records="0 records", rate="")
         records = 0
-        for done, (name, path, error) in enumerate(pending, start=1):
+        for done, (name, path, error, parsed) in enumerate(_parsed_ahead(pending, parser), start=1):
             if error is not None:
                 result = LoadResult(name, "failed", error=error)  # reported once, in the summary
             else:
                 result = load_file(wh, path, origin=str(path) if source != "portal" else f"portal:{path}",
-                                   ensure_schema=False)
+                                   ensure_schema=False, parsed=parsed)
             summary.results.append(result)
             records += result.records
             elapsed = time.perf_counter() - started
@@ -222,6 +223,26 @@ def run_backfill(
                 log.info("[%d/%d] %s", done, planned, result.describe())
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _parsed_ahead(pending: Iterator[tuple[str, Path | None, str | None]], parser: ThreadPoolExecutor,
+                  ) -> Iterator[tuple[str, Path | None, str | None, Parsed | None]]:
+    """Each file with its parse, the next file's parse started before this one is handed over: file
+    N+1 is parsed (Polars, off the GIL) while file N is written (DuckDB). At most two files are in
+    memory; nothing is written ahead, so an interrupted backfill resumes exactly as before."""
+    def start(item):
+        if item is None:
+            return None
+        name, path, error = item
+        return item, (parser.submit(parse_whole, path) if error is None and path is not None else None)
+
+    items = iter(pending)
+    current = start(next(items, None))
+    while current is not None:
+        (name, path, error), future = current
+        parsed = future.result() if future is not None else None
+        current = start(next(items, None))
+        yield name, path, error, parsed
 
 
 def _downloads(client: PortalClient, names: list[str], cache: Path) -> Iterator[tuple[str, Path | None, str | None]]:

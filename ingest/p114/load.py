@@ -71,11 +71,14 @@ def load_file(
     origin: str | None = None,
     force: bool = False,
     ensure_schema: bool = True,
+    parsed: "Parsed | None" = None,
 ) -> LoadResult:
     """Parse and load one S0142 file (path or bytes) in a single transaction.
 
     Never raises for a bad file: the result says ``failed`` with an error naming the file, line
     and field, and the failure is recorded in ``p114_load_errors``. Warehouse errors propagate.
+    ``parsed``: the file already parsed by :func:`parse_whole` (a backfill parses the next file
+    while this one is written).
     """
     name = name or Path(source).name  # type: ignore[arg-type]
     origin = origin or (str(source) if isinstance(source, (str, Path)) else "bytes")
@@ -92,7 +95,7 @@ def load_file(
     if not force and is_loaded(wh, name):
         return _skipped(wh, source, name)
     try:
-        header, tables = iter_s0142(source, name)
+        header, tables = parsed.result() if parsed is not None else iter_s0142(source, name)
         rows: dict[str, int] = {}
         deletes = (
             [Delete(t.name, "source_file", name) for t in DATA_TABLES.values()] + [Delete(MANIFEST.name, "file_name", name)]
@@ -106,6 +109,30 @@ def load_file(
     return LoadResult(
         name, "loaded", records=header.records, rows=rows, seconds=time.perf_counter() - started, warnings=header.warnings
     )
+
+
+@dataclass
+class Parsed:
+    """A whole file parsed ahead of its write: its header and tables, or the exception parsing raised."""
+
+    header: S0142Header | None = None
+    tables: list[tuple[str, pa.Table]] = field(default_factory=list)
+    error: BaseException | None = None
+
+    def result(self) -> tuple[S0142Header, Iterator[tuple[str, pa.Table]]]:
+        if self.error is not None:
+            raise self.error
+        return self.header, iter(self.tables)
+
+
+def parse_whole(source: str | Path | bytes, name: str | None = None) -> Parsed:
+    """Parse every table of a file now (on a helper thread, while another file is written); an error
+    is kept for :func:`load_file` to report, in order, as if it had parsed the file itself."""
+    try:
+        header, tables = iter_s0142(source, name)
+        return Parsed(header, list(tables))
+    except Exception as exc:  # noqa: BLE001 - re-raised by Parsed.result in the loading thread
+        return Parsed(error=exc)
 
 
 def _failed(wh: Warehouse, exc: S0142Error, origin: str, started: float) -> LoadResult:
