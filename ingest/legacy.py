@@ -139,12 +139,7 @@ def import_legacy(wh: Warehouse, source: str, code: str, chunk_days: int = 0,
         raise ArgumentError(f"unknown dataset {code!r}; datasets: {', '.join(sorted(SPECS))}, or {P114_BPI} for a "
                             f"table of S0142 BPI fields")
     spec = SPECS[code]
-    try:
-        legacy = wh.source_columns(source)
-    except ValueError as exc:
-        raise ArgumentError(str(exc)) from None
-    if legacy is None:
-        raise InputFileError(f"no table {source} in {wh.url}")
+    legacy = _legacy_columns(wh, source)
     fields, mapped, missing, ignored = plan_fields(code, legacy)
     target = Table(spec.table, tuple(Column(f["column"], f["type"]) for f in fields) + META,
                    f"Elexon {code} rows from IRIS, file drops and the Insights API", partition_by=spec.event_time,
@@ -241,12 +236,7 @@ def import_legacy_p114(wh: Warehouse, source: str, chunk_days: int = 0,
     from ingest.iris.tables import BOOKKEEPING
     from ingest.p114.tables import ensure_p114_schema
 
-    try:
-        legacy = wh.source_columns(source)
-    except ValueError as exc:
-        raise ArgumentError(str(exc)) from None
-    if legacy is None:
-        raise InputFileError(f"no table {source} in {wh.url}")
+    legacy = _legacy_columns(wh, source)
     keys, values, missing, ignored = plan_p114(legacy)
     ensure_p114_schema(wh)
     wh.ensure_tables([LEGACY_IMPORTS, *BOOKKEEPING])
@@ -280,6 +270,17 @@ def import_legacy_p114(wh: Warehouse, source: str, chunk_days: int = 0,
 
     _run_chunks(wh, result, chunks, params, run, on_chunk)
     return result
+
+
+def _legacy_columns(wh: Warehouse, source: str) -> dict[str, str]:
+    """Column → logical type of the user's table ``source``; a clear error if there is none."""
+    try:
+        legacy = wh.source_columns(source)
+    except ValueError as exc:
+        raise ArgumentError(str(exc)) from None
+    if legacy is None:
+        raise InputFileError(f"no table {source} in {wh.url}")
+    return legacy
 
 
 def _day_chunks(first: dt.date, last: dt.datetime | dt.date, days: int) -> list[tuple[dt.datetime, dt.datetime]]:
