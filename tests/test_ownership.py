@@ -206,3 +206,23 @@ def test_a_table_prefix_that_is_not_an_identifier_is_a_settings_error():
     assert load_settings(environ={"WAREHOUSE_TABLE_PREFIX": "ep_"}).table_prefix == "ep_"
     with pytest.raises(SettingsError, match=r"table_prefix .* must be letters, digits and underscores.*'ep-'"):
         load_settings(environ={"WAREHOUSE_TABLE_PREFIX": "ep-"})
+
+
+@pytest.mark.bigquery
+def test_on_bigquery_the_ownership_check_reads_metadata_only_no_query_job(bq, monkeypatch):
+    from ingest.iris.tables import META
+
+    make_legacy_table(bq, "bmrs_freq", LEGACY_FREQ, LEGACY_ROW)
+    ensure_p114_schema(bq)  # the project's tables and views, recorded
+    bq._registry = None  # a new process: the registry is read again
+
+    def query(*args, **kwargs):
+        raise AssertionError("the ownership check ran a query job (billed bytes); it must read metadata only")
+
+    monkeypatch.setattr(bq.client, "query", query)
+    lineage = {c.name: c.type for c in META[:3]}
+    assert bq.registry.foreign({"bmrs_freq": lineage, BPI.name: BPI}) == ["bmrs_freq"]
+    assert bq.registry.claim_table(BPI, exists=True) is False  # recorded: ours
+    assert bq.registry.claim_view("p114_settlement_canonical") is False
+    with pytest.raises(NotOurTable, match="bmrs_freq exists"):
+        bq.registry.claim_existing("bmrs_freq", bq.logical_columns("bmrs_freq"), lineage, "the dataset's fields")
