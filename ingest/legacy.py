@@ -77,11 +77,12 @@ class ChunkResult:
 class LegacyImport:
     source: str
     dataset: str
-    target: str
+    target: str  # as named in the warehouse (with the table prefix)
     mapped: dict[str, str]  # project column → legacy column
     missing: list[str]  # project columns the legacy table does not have (NULL)
     ignored: list[str]  # legacy columns not imported
     order_by: str = ""  # the legacy column that picks the newest copy of a key
+    quarantine: str = "iris_quarantine"
     chunks: list[ChunkResult] = field(default_factory=list)
 
     def total(self, what: str) -> int:
@@ -94,9 +95,9 @@ class LegacyImport:
                     f"nothing read again")
         else:
             head = (f"{self.source} -> {self.target} ({self.dataset}): {self.total('rows_read'):,} rows read, "
-                    f"{self.total('imported'):,} imported, {self.total('skipped'):,} skipped (key already stored, "
+                    f"{self.total('imported'):,} imported, {self.total('skipped'):,} skipped (already stored, "
                     f"or an older copy in the legacy table), {self.total('quarantined'):,} quarantined "
-                    f"(iris_quarantine, source legacy)" + (f"; {done} of {len(self.chunks)} chunks done before" if done else ""))
+                    f"({self.quarantine}, source legacy)" + (f"; {done} of {len(self.chunks)} chunks done before" if done else ""))
         lines = [head] + [f"  skipped: {c.detail}" for c in self.chunks if c.detail and c.skipped]
         lines.append("  columns: " + ", ".join(f"{theirs} -> {ours}" for ours, theirs in self.mapped.items()))
         if self.order_by:
@@ -145,7 +146,8 @@ def import_legacy(wh: Warehouse, source: str, code: str, chunk_days: int = 0,
                    f"Elexon {code} rows from IRIS, file drops and the Insights API", partition_by=spec.event_time,
                    cluster_by=tuple(k for k in ("bm_unit",) if k in mapped))
     wh.ensure_tables([target, LEGACY_IMPORTS, *BOOKKEEPING])
-    result = LegacyImport(source, code, spec.table, mapped, missing, ignored)
+    result = LegacyImport(source, code, wh.physical(spec.table), mapped, missing, ignored,
+                          quarantine=wh.physical("iris_quarantine"))
 
     if spec.version and spec.version in mapped:
         result.order_by = mapped[spec.version]
@@ -243,8 +245,9 @@ def import_legacy_p114(wh: Warehouse, source: str, chunk_days: int = 0,
     ingested = next((c for c in legacy if c.lower() in INGESTED), None)
     if ingested:
         ignored.remove(ingested)
-    result = LegacyImport(source, P114_BPI, "elexon_p114_s0142_bpi", {**keys, **{v["column"]: v["source"] for v in values}},
-                          missing, ignored, order_by=ingested or "")
+    result = LegacyImport(source, P114_BPI, wh.physical("elexon_p114_s0142_bpi"),
+                          {**keys, **{v["column"]: v["source"] for v in values}}, missing, ignored,
+                          order_by=ingested or "", quarantine=wh.physical("iris_quarantine"))
     context = {"keys": keys, "values": values, "runs": list(RUN_PRECEDENCE), "source": wh.source_ref(source),
                "order_expr": wh_cast(wh, f"s.{ingested}", "TIMESTAMP") if ingested else "NULL"}
     now = dt.datetime.now(dt.timezone.utc)
