@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import resource
 import shutil
 import statistics
 import subprocess
@@ -34,6 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import proctime
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -78,12 +79,8 @@ con.close()
 
 def timed(cmd: list[str]) -> tuple[float, float, str]:
     """(wall s, CPU s, stdout) of a whole child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), out
+    wall, cpu, proc = proctime.timed(cmd, cwd=ROOT)
+    return wall, cpu, proc.stdout
 
 
 def fresh(work: Path, name: str) -> Path:

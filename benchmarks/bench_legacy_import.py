@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from proctime import timed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,15 +58,6 @@ def build(db: Path, freq_days: int, p114_days: int, units: int) -> dict[str, int
     return counts
 
 
-def timed(cmd: list[str], env: dict) -> tuple[float, float, str]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT, env=env)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc.stdout
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--freq-days", type=int, default=730)
@@ -88,13 +79,13 @@ def main() -> None:
             db = work / f"round_{i}_{code}.duckdb"
             shutil.copyfile(source, db)
             url = f"duckdb:///{db}"
-            w, c, _ = timed([sys.executable, "run.py", "--warehouse", url, "query", baseline], env)
+            w, c, _ = timed([sys.executable, "run.py", "--warehouse", url, "query", baseline], cwd=ROOT, env=env)
             results[code]["base_wall"].append(w), results[code]["base_cpu"].append(c)
-            w, c, out = timed([sys.executable, "run.py", "--warehouse", url, "import", "legacy", table,
-                               "--dataset", code], env)
+            w, c, proc = timed([sys.executable, "run.py", "--warehouse", url, "import", "legacy", table,
+                                "--dataset", code], cwd=ROOT, env=env)
             results[code]["wall"].append(w), results[code]["cpu"].append(c)
             db.unlink()
-            print(f"round {i + 1} {code}: import {w:.2f} s wall / {c:.2f} s CPU; {out.splitlines()[0]}")
+            print(f"round {i + 1} {code}: import {w:.2f} s wall / {c:.2f} s CPU; {proc.stdout.splitlines()[0]}")
     med = statistics.median
     print()
     for code, (table, _) in jobs.items():

@@ -28,14 +28,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from proctime import timed
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -62,16 +62,6 @@ def child(file: str, workdir: str, loads: int) -> None:
             raise SystemExit(f"load failed: {result.describe()}")
         db.unlink()
     print(json.dumps({"wall": walls[1:], "cpu": cpus[1:]}))
-
-
-def timed(cmd: list[str] | str, **kwargs) -> tuple[float, float, subprocess.CompletedProcess]:
-    """Run ``cmd``; its wall seconds and CPU seconds (user + system of the child and its children)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, check=True, capture_output=True, text=True, **kwargs)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc
 
 
 def generate(work: Path, units: int, parties: int, mix: str, day: dt.date = dt.date(2026, 8, 28)) -> Path:

@@ -20,13 +20,14 @@ import argparse
 import datetime as dt
 import json
 import random
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from proctime import timed
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -108,13 +109,9 @@ def build_warehouse(work: Path, units: int, accepted: int) -> tuple[Path, dict]:
 
 def _process(args: list[str], work: Path) -> tuple[float, float]:
     """(wall, CPU) seconds of ``python run.py ARGS`` as its own process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    subprocess.run([sys.executable, str(ROOT / "run.py"), "--log-level", "ERROR", *args], cwd=work, check=True,
-                   stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    wall, cpu, _ = timed([sys.executable, str(ROOT / "run.py"), "--log-level", "ERROR", *args], cwd=work,
+                         stdout=subprocess.DEVNULL)
+    return wall, cpu
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 import logging
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -26,6 +25,8 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from proctime import timed
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -73,13 +74,9 @@ def build_warehouse(work: Path, days: int, units: int) -> Path:
 
 def _process(args: list[str], work: Path, env: dict | None = None) -> tuple[float, float]:
     """(wall, CPU) seconds of ``python run.py ARGS`` as its own process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    subprocess.run([sys.executable, str(ROOT / "run.py"), "--log-level", "ERROR", *args], cwd=work, check=True,
-                   stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})})
-    wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    wall, cpu, _ = timed([sys.executable, str(ROOT / "run.py"), "--log-level", "ERROR", *args], cwd=work,
+                         stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    return wall, cpu
 
 
 def main() -> None:
