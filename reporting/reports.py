@@ -280,8 +280,8 @@ REPORTS: dict[str, ReportSpec] = {
             "P114: per settlement date, the settlement periods expected (46, 48 or 50: half hours between "
             "Europe/London midnights), the runs loaded, the canonical run (\"RF (legacy, partial)\": BPI rows "
             "imported from your own table with python run.py import legacy, until a real S0142 file of the date is "
-            "loaded), and for it the BM units and the periods with no data; overdue runs are runs due by the working-day timetable (England & Wales bank holidays) "
-            "and not yet superseded. IRIS: per dataset with a regular cadence and UTC day, rows, distinct event "
+            "loaded), and for it the BM units and the periods with no data; overdue runs are runs due by the "
+            "working-day timetable (England & Wales bank holidays) and not yet superseded. IRIS: per dataset with a regular cadence and UTC day, rows, distinct event "
             "times against the cadence, gaps longer than the cadence and the last arrival.",
             (Section("p114", "reports/completeness_p114.sql.j2", "P114 settlement data"),
              Section("iris", "reports/completeness_iris.sql.j2", "IRIS datasets")),
