@@ -65,6 +65,16 @@ class Section:
     name: str
     template: str
     title: str
+    staged: bool = False  # reads the report's stage
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A CTE that several sections of a report share, defined by the last of ``includes``. When two or more
+    of the sections run, the engine computes it once and keeps it (DuckDB: a temporary table) if it can."""
+    cte: str
+    includes: tuple[str, ...]
+    window: bool = False  # the includes' ``window`` switch (VLP revenue: read only the report's dates)
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,7 @@ class ReportSpec:
     sections: tuple[Section, ...]
     # (warehouse, options, warnings to add to, template context to add to) -> query parameters
     prepare: Callable[[Warehouse, ReportOptions, list[str], dict[str, Any]], dict[str, Any]]
+    stage: Stage | None = None
 
 
 def ensure_reporting_schema(wh: Warehouse, vlp_units: list[str] | None = None,
@@ -244,9 +255,10 @@ REPORTS: dict[str, ReportSpec] = {
             "Accepted bid volumes are negative, offer volumes positive. Units: Elexon reference data (secondary "
             "units) plus the configured list, matched on exact ids. Imbalance, compensation and non-BM revenues "
             "are not included.",
-            (Section("by_unit", "reports/vlp_revenue.sql.j2", "VLP revenue per unit and day, with daily totals"),
-             Section("daily", "reports/vlp_revenue_daily.sql.j2", "VLP revenue per day")),
+            (Section("by_unit", "reports/vlp_revenue.sql.j2", "VLP revenue per unit and day, with daily totals", True),
+             Section("daily", "reports/vlp_revenue_daily.sql.j2", "VLP revenue per day", True)),
             _prepare_vlp,
+            Stage("units", ("reports/_vlp_revenue_units.sql.j2",), window=True),
         ),
         ReportSpec(
             "revenue",
@@ -266,13 +278,14 @@ REPORTS: dict[str, ReportSpec] = {
             "each figure in every run loaded and its change from the previous run; *_change columns = canonical "
             "minus the first run loaded. Not included: imbalance settled per energy account, contracts, DFS, "
             "capacity market, ancillary services.",
-            (Section("assets", "reports/revenue_assets.sql.j2", "Per asset over the window, by net BM revenue"),
-             Section("by_unit", "reports/revenue.sql.j2", "Per asset and settlement date"),
-             Section("daily", "reports/revenue_daily.sql.j2", "Per settlement date, all assets (components)"),
+            (Section("assets", "reports/revenue_assets.sql.j2", "Per asset over the window, by net BM revenue", True),
+             Section("by_unit", "reports/revenue.sql.j2", "Per asset and settlement date", True),
+             Section("daily", "reports/revenue_daily.sql.j2", "Per settlement date, all assets (components)", True),
              Section("by_period", "reports/revenue_periods.sql.j2", "Per asset and settlement period"),
              Section("runs", "reports/revenue_runs.sql.j2", "Run movement: each run loaded and its change"),
              Section("checks", "reports/revenue_checks.sql.j2", "Checks against the parties' APC daily totals")),
             _prepare_revenue,
+            Stage("unit_days", ("reports/_revenue_unit_days.sql.j2",)),
         ),
         ReportSpec(
             "completeness",
@@ -297,9 +310,10 @@ REPORTS: dict[str, ReportSpec] = {
             "is 'below minimum'; otherwise 'self-balancing' when its share is at least the threshold, else "
             "'system-directed'. The summary covers the units of the population at or above the minimum; "
             "interconnectors are never included.",
-            (Section("units", "reports/self_balancing.sql.j2", "Per BM unit"),
-             Section("summary", "reports/self_balancing_summary.sql.j2", "All units of the population")),
+            (Section("units", "reports/self_balancing.sql.j2", "Per BM unit", True),
+             Section("summary", "reports/self_balancing_summary.sql.j2", "All units of the population", True)),
             _prepare_self_balancing,
+            Stage("units", ("reports/_self_balancing_units.sql.j2",)),
         ),
         ReportSpec(
             "live_grid",
@@ -356,11 +370,12 @@ REPORTS: dict[str, ReportSpec] = {
             "volume: a move beyond the last band submitted. Inferred, not yet confirmed against real BOAV/EBOCF "
             "rows: the band stacking, one spot time per minute start, no TLM in BM cash; by_acceptance shows our "
             "volume beside BOAV's for each acceptance.",
-            (Section("by_unit", "reports/reconciliation_units.sql.j2", "Per BM unit and settlement date"),
-             Section("summary", "reports/reconciliation_summary.sql.j2", "Share of settled cash explained"),
-             Section("by_period", "reports/reconciliation_periods.sql.j2", "Per unit and settlement period"),
+            (Section("by_unit", "reports/reconciliation_units.sql.j2", "Per BM unit and settlement date", True),
+             Section("summary", "reports/reconciliation_summary.sql.j2", "Share of settled cash explained", True),
+             Section("by_period", "reports/reconciliation_periods.sql.j2", "Per unit and settlement period", True),
              Section("by_acceptance", "reports/reconciliation_acceptances.sql.j2", "Per acceptance and period")),
             _prepare_reconciliation,
+            Stage("rec_periods", ("reconciliation/_t3.sql.j2", "reconciliation/_periods.sql.j2")),
         ),
         ReportSpec(
             "alerts",
@@ -383,9 +398,14 @@ def run_report(wh: Warehouse, name: str, options: ReportOptions | None = None, *
                only: Collection[str] | None = None) -> ReportResult:
     """Run report ``name`` and return its sections as Arrow tables (only the sections in ``only``, if given)."""
     spec, options, params, warnings, context = _prepare(wh, name, options, ensure)
+    kept = _keep_stage(wh, spec, context, params, only)
     sections: dict[str, pa.Table] = {}
-    for section, sql in _section_queries(wh, spec, warnings, context, only):
-        sections[section] = sql if isinstance(sql, pa.Table) else wh.query(sql, params)
+    try:
+        for section, sql in _section_queries(wh, spec, warnings, context, only):
+            sections[section] = sql if isinstance(sql, pa.Table) else wh.query(sql, params)
+    finally:
+        if kept:
+            wh.forget(kept)
     if name == "completeness" and "p114" in sections:
         sections["p114"] = _add_overdue_runs(sections["p114"], options)
     for warning in warnings:
@@ -421,6 +441,25 @@ def _prepare(wh: Warehouse, name: str, options: ReportOptions | None, ensure: bo
     context: dict[str, Any] = {}
     params = spec.prepare(wh, options, warnings, context)
     return spec, options, params, warnings, context
+
+
+def _keep_stage(wh: Warehouse, spec: ReportSpec, context: dict[str, Any], params: dict[str, Any],
+                only: Collection[str] | None) -> str | None:
+    """Compute the report's stage once for the two or more sections about to read it, where the engine keeps
+    results; the sections' templates then read it (``staged``). Returns what to ``forget`` after."""
+    stage = spec.stage
+    readers = [s for s in spec.sections if s.staged and (only is None or s.name in only)]
+    if stage is None or len(readers) < 2 or not wh.keeps_results:
+        return None
+    name = f"stage_{spec.name}_{stage.cte}"
+    sql = render("reports/_stage.sql.j2", wh, stage=stage.cte, includes=stage.includes, window=stage.window,
+                 **_template_context(wh, context))
+    context["staged"] = {stage.cte: wh.keep(name, sql, params)}
+    return name
+
+
+def _template_context(wh: Warehouse, extra: dict[str, Any]) -> dict[str, Any]:
+    return {"tables": DatasetTables(_existing_iris_tables(wh)), **extra}
 
 
 def _section_queries(wh: Warehouse, spec: ReportSpec, warnings: list[str], extra: dict[str, Any],

@@ -24,7 +24,7 @@ from ingest.iris.decode import Message
 from ingest.iris.load import IrisLoader
 from ingest.p114.load import load_file
 from reporting.reference import load_bmunits
-from reporting.reports import ReportError, ReportOptions, run_report
+from reporting.reports import REPORTS, ReportError, ReportOptions, run_report
 from tests.s0142_builder import UnitSpec, write_file
 
 SHORT, LONG = dt.date(2024, 3, 31), dt.date(2024, 10, 27)
@@ -308,3 +308,23 @@ def test_a_report_runs_only_the_sections_asked_for(fixture_wh):
 def test_an_unknown_report_is_a_clear_error(fixture_wh):
     with pytest.raises(ReportError, match="unknown report 'nope'; reports: alerts, completeness, live_grid, reconciliation, revenue, self_balancing, vlp_revenue"):
         run_report(fixture_wh, "nope")
+
+
+@pytest.mark.parametrize("report", sorted(name for name, spec in REPORTS.items() if spec.stage))
+def test_sections_sharing_a_kept_stage_match_each_section_computed_alone(wh, tmp_path, monkeypatch, report):
+    """Two or more sections of a report read its shared CTE, computed once and kept (a DuckDB temporary
+    table); each section must come out exactly as it does alone, with the CTE inline, and nothing kept stays."""
+    load_fixture(wh, tmp_path)
+    kept = []
+    keep = wh.keep
+    monkeypatch.setattr(wh, "keep", lambda name, sql, params=None: kept.append(name) or keep(name, sql, params))
+    options = ReportOptions(date_from=SHORT, date_to=LONG)
+    together = run_report(wh, report, options)
+    assert kept == [f"stage_{report}_{REPORTS[report].stage.cte}"]
+    staged = [s.name for s in REPORTS[report].sections if s.staged]
+    assert any(together.sections[s].num_rows for s in staged)
+    for section in together.sections:
+        alone = run_report(wh, report, options, only={section})
+        assert alone.sections[section].to_pylist() == together.sections[section].to_pylist(), section
+    assert len(kept) == 1  # one section alone computes it inline
+    assert wh.scalar("SELECT COUNT(*) FROM duckdb_tables() WHERE temporary") == 0

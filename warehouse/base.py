@@ -192,6 +192,17 @@ class Warehouse(ABC):
         result = self.query(sql, params)
         return result.column(0)[0].as_py() if result.num_rows else None
 
+    #: whether ``keep`` keeps anything: where it does not, queries compute a shared CTE each time
+    keeps_results = False
+
+    def keep(self, name: str, sql: str, params: Mapping[str, Any] | None = None) -> str:
+        """Compute ``sql`` once and keep its rows for this handle's later queries (until ``forget``); return
+        what to read them by in SQL. Only where ``keeps_results``."""
+        raise NotImplementedError
+
+    def forget(self, name: str) -> None:
+        """Drop what ``keep(name, …)`` kept."""
+
     def reader(self) -> "Warehouse":
         """A handle for read-only queries on another thread, concurrently with this one (close it after)."""
         return self

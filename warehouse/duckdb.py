@@ -137,6 +137,16 @@ class DuckDBWarehouse(Warehouse):
         clone._con.execute("SET TimeZone = 'UTC'")
         return clone
 
+    keeps_results = True
+
+    def keep(self, name: str, sql: str, params: Mapping[str, Any] | None = None) -> str:
+        # a temporary table lives on this connection only: a reader's are its own and go when it closes
+        self.execute(f"CREATE OR REPLACE TEMP TABLE {check_identifier(name)} AS {sql}", params)
+        return f"temp.main.{name}"
+
+    def forget(self, name: str) -> None:
+        self.execute(f"DROP TABLE IF EXISTS temp.main.{check_identifier(name)}")
+
     def idle(self) -> None:
         if self.path != ":memory:":  # closing an in-memory database would discard it
             self.close()

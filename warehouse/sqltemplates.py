@@ -24,6 +24,7 @@ _env = jinja2.Environment(
     autoescape=False,
     keep_trailing_newline=True,
 )
+_env.globals["staged"] = {}  # CTE -> where the engine kept its rows (reporting.reports.Stage); none by default
 
 
 def run_rank(column: str) -> str:
