@@ -174,6 +174,15 @@ class DuckDBWarehouse(Warehouse):
                              "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position", [physical])
         return {name: typ for name, typ in rows} or None
 
+    def _all_columns(self) -> dict[str, dict[str, str]]:
+        """Physical table -> its columns, in one catalog read (one per table costs ~10 ms each)."""
+        columns: dict[str, dict[str, str]] = {}
+        for table, name, typ in self._catalog(
+                "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"):
+            columns.setdefault(table, {})[name] = typ
+        return columns
+
     def table_names(self) -> set[str]:
         return self._logical_names(name for (name,) in self._catalog(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"))
@@ -208,8 +217,9 @@ class DuckDBWarehouse(Warehouse):
         with self._lock:
             created = []
             try:
+                catalog = self._all_columns()
                 for table in tables:
-                    existing = self.table_columns(table.name)
+                    existing = catalog.get(self.physical(table.name))
                     if self.registry.claim_table(table, existing is not None):
                         self.create_table(table)
                         created.append(table.name)
