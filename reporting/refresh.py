@@ -20,7 +20,7 @@ from core.errors import SheetsError
 from reporting.dashboard import Dashboard, build_dashboard, load_template
 from reporting.html import write_html
 from reporting.reports import ReportOptions
-from reporting.workbook import write_workbook
+from reporting.workbook import WorkbookWriter
 from warehouse.base import Warehouse
 
 log = logging.getLogger(__name__)
@@ -83,17 +83,22 @@ def refresh(wh: Warehouse, settings: Settings, dashboard: str = "main", target: 
     started = time.perf_counter()
     spec = load_template(dashboard)
     kind, spreadsheet_id, credentials = choose_target(settings, dashboard, target)
-    built: Dashboard = build_dashboard(wh, spec, options or report_options(settings), now=now)
-    warnings = sorted({w for t in built.tabs for w in t.warnings})
+    options = options or report_options(settings)
     if kind == "sheets":
         from reporting.sheets import push_dashboard, sheets_http_client
 
-        http = sheets_http_client(credentials, settings.sheets.endpoint)
-        pushed = push_dashboard(built, spreadsheet_id, http)
+        built = build_dashboard(wh, spec, options, now=now)
+        pushed = push_dashboard(built, spreadsheet_id, sheets_http_client(credentials, settings.sheets.endpoint))
         where = [f"https://docs.google.com/spreadsheets/d/{spreadsheet_id}"]
         return RefreshResult(dashboard, "sheets", where, len(built.tabs), pushed.requests,
-                             time.perf_counter() - started, warnings)
+                             time.perf_counter() - started, _warnings(built))
     out = Path(settings.output_dir)
-    files = [write_workbook(built, out / f"{dashboard}.xlsx"), write_html(built, out / f"{dashboard}.html")]
+    book = WorkbookWriter(out / f"{dashboard}.xlsx")  # takes each tab while the engine runs the next reports
+    built = build_dashboard(wh, spec, options, now=now, on_tab=book.add)
+    files = [book.close(), write_html(built, out / f"{dashboard}.html")]
     return RefreshResult(dashboard, "local", [str(f) for f in files], len(built.tabs), 0,
-                         time.perf_counter() - started, warnings)
+                         time.perf_counter() - started, _warnings(built))
+
+
+def _warnings(built: Dashboard) -> list[str]:
+    return sorted({w for t in built.tabs for w in t.warnings})

@@ -17,7 +17,7 @@ import xlsxwriter
 from xlsxwriter.utility import xl_range_abs, xl_rowcol_to_cell
 
 from reporting.dashboard import Block, Dashboard, Tab
-from reporting.formats import excel_pattern, naive_utc
+from reporting.formats import excel_pattern, naive_utc, serial
 
 HEADER_FILL = "#DDE5F0"
 _CRITERIA = {"less_than": "<", "greater_than": ">", "equals": "==", "not_equals": "!="}
@@ -51,18 +51,32 @@ class _Formats:
         return self._cache[key]
 
 
+class WorkbookWriter:
+    """A workbook written tab by tab (``add``), so tabs can be written while later reports still run;
+    ``close`` writes the file (to a temporary name, then renamed) and returns its path."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(self.path.name + ".part")
+        self._wb = xlsxwriter.Workbook(str(self._tmp), {"nan_inf_to_errors": True})
+        self._formats = _Formats(self._wb)
+
+    def add(self, tab: Tab) -> None:
+        _write_tab(self._wb, self._wb.add_worksheet(tab.name[:31]), tab, self._formats)
+
+    def close(self) -> Path:
+        self._wb.close()  # XlsxWriter writes nothing to disk before this
+        os.replace(self._tmp, self.path)
+        return self.path
+
+
 def write_workbook(dashboard: Dashboard, path: str | Path) -> Path:
     """Write ``dashboard`` to ``path`` (an .xlsx file); return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    wb = xlsxwriter.Workbook(str(tmp), {"nan_inf_to_errors": True})
-    formats = _Formats(wb)
+    book = WorkbookWriter(path)
     for tab in dashboard.tabs:
-        _write_tab(wb, wb.add_worksheet(tab.name[:31]), tab, formats)
-    wb.close()
-    os.replace(tmp, path)
-    return path
+        book.add(tab)
+    return book.close()
 
 
 def _write_tab(wb, ws, tab: Tab, f: _Formats) -> None:
@@ -99,6 +113,15 @@ def _column_writer(ws, values: list):
     kinds = {type(v) for v in values if v is not None}
     if kinds and kinds <= {int, float}:
         return ws.write_number
+    if kinds and kinds <= {dt.date, dt.datetime}:  # as write_datetime stores them (a serial day number), cached:
+        serials: dict = {}                         # a column of dates holds a few distinct ones
+
+        def write_serial(r, c, v, fmt):
+            number = serials.get(v)
+            if number is None:
+                number = serials[v] = serial(v)
+            ws.write_number(r, c, number, fmt)
+        return write_serial
     if kinds == {str}:
         return ws.write_string
     return lambda r, c, v, fmt: _write(ws, r, c, v, fmt)
@@ -129,9 +152,7 @@ def _write_block(wb, ws, block: Block, widths: dict[int, int], f: _Formats) -> N
         cells = [f.cell(fmt, True) for fmt in block.formats] if bold else plain
         r = r0 + 2 + i
         for j, value in enumerate(row):
-            if value is None:
-                ws.write_blank(r, c0 + j, None, cells[j])
-            else:
+            if value is not None:  # an empty cell stays empty: a number format shows nothing on it
                 writers[j](r, c0 + j, value, cells[j])
     for j in range(len(block.fields)):  # column widths from a sample: the longest of the first 200 rows
         longest = max((len(str(r[j])) for r in block.rows[:200] if r[j] is not None), default=0)

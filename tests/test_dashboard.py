@@ -197,6 +197,31 @@ def test_every_shipped_layout_loads_and_builds(fixture_wh):
         assert dashboard.tabs and all(t.blocks for t in dashboard.tabs)
 
 
+def test_each_tab_is_handed_on_while_the_later_reports_still_run(fixture_wh, monkeypatch):
+    """The workbook writes a tab as soon as its reports are done: the last tab's report here cannot finish
+    until the first tab has been handed on (run all reports first, and it would wait in vain)."""
+    import threading
+
+    import reporting.dashboard as dashboard
+
+    spec = load_template("main")
+    first_handed_on = threading.Event()
+    waited = []
+
+    def run_report(wh, name, *args, **kwargs):
+        if name == spec.tabs[-1].report:
+            waited.append(first_handed_on.wait(10))
+        return real(wh, name, *args, **kwargs)
+
+    real = dashboard.run_report
+    monkeypatch.setattr(dashboard, "run_report", run_report)
+    handed_on = []
+    built = build_dashboard(fixture_wh, spec, now=NOW,
+                            on_tab=lambda tab: (handed_on.append(tab.name), first_handed_on.set()))
+    assert waited == [True]
+    assert handed_on == [t.name for t in built.tabs] == [t.name for t in spec.tabs]
+
+
 # ---------------------------------------------------------------------------------------- commands
 def cli_args(wh_path: Path, *args):
     return ["--warehouse", f"duckdb:///{wh_path}", *args]
