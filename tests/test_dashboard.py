@@ -159,6 +159,28 @@ def test_without_google_settings_the_local_workbook_has_the_same_tabs_and_format
     assert 46 in periods or 50 in periods
 
 
+def test_a_refresh_failing_after_some_tabs_are_written_leaves_the_previous_workbook_whole(fixture_wh, tmp_path,
+                                                                                          monkeypatch):
+    import reporting.dashboard as dashboard
+    from core.errors import WarehouseUnavailable
+
+    settings = settings_for(tmp_path)
+    run(fixture_wh, settings)
+    before = (tmp_path / "out/main.xlsx").read_bytes()
+    real = dashboard.run_report
+
+    def run_report(wh, name, *args, **kwargs):
+        if name == "self_balancing":  # the last tab: every other tab is in the workbook by now
+            raise WarehouseUnavailable("the warehouse went away")
+        return real(wh, name, *args, **kwargs)
+
+    monkeypatch.setattr(dashboard, "run_report", run_report)
+    with pytest.raises(WarehouseUnavailable):
+        run(fixture_wh, settings, now=NOW + dt.timedelta(hours=1))
+    assert (tmp_path / "out/main.xlsx").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["main.html", "main.xlsx"]
+
+
 def test_the_html_page_is_self_contained_with_charts_and_formatted_values(fixture_wh, tmp_path):
     run(fixture_wh, settings_for(tmp_path))
     page = (tmp_path / "out/main.html").read_text()
