@@ -189,7 +189,7 @@ def _prepare_self_balancing(wh: Warehouse, o: ReportOptions, warnings: list[str]
 
 
 def _prepare_live(wh: Warehouse, o: ReportOptions, warnings: list[str], context: dict[str, Any]) -> dict[str, Any]:
-    tables = _existing_iris_tables(wh)
+    tables = context["tables"]
     now = o.now or dt.datetime.now(dt.timezone.utc)
     as_of = o.as_of
     if as_of is None:
@@ -212,7 +212,7 @@ def _prepare_alerts(wh: Warehouse, o: ReportOptions, warnings: list[str], contex
 
 def _prepare_reconciliation(wh: Warehouse, o: ReportOptions, warnings: list[str],
                             context: dict[str, Any]) -> dict[str, Any]:
-    tables = _existing_iris_tables(wh)
+    tables = context["tables"]
     latest = o.date_to
     if latest is None:  # the latest date with settled and IRIS data (recent BOALF partitions only)
         settled = _latest_settlement_date(wh)
@@ -438,7 +438,7 @@ def _prepare(wh: Warehouse, name: str, options: ReportOptions | None, ensure: bo
     if ensure:
         ensure_reporting_schema(wh, options.vlp_units, options.assets)
     warnings: list[str] = []
-    context: dict[str, Any] = {}
+    context: dict[str, Any] = {"tables": DatasetTables(_existing_iris_tables(wh))}  # tables.FREQ in templates
     params = spec.prepare(wh, options, warnings, context)
     return spec, options, params, warnings, context
 
@@ -453,23 +453,19 @@ def _keep_stage(wh: Warehouse, spec: ReportSpec, context: dict[str, Any], params
         return None
     name = f"stage_{spec.name}_{stage.cte}"
     sql = render("reports/_stage.sql.j2", wh, stage=stage.cte, includes=stage.includes, window=stage.window,
-                 **_template_context(wh, context))
+                 **context)
     context["staged"] = {stage.cte: wh.keep(name, sql, params)}
     return name
-
-
-def _template_context(wh: Warehouse, extra: dict[str, Any]) -> dict[str, Any]:
-    return {"tables": DatasetTables(_existing_iris_tables(wh)), **extra}
 
 
 def _section_queries(wh: Warehouse, spec: ReportSpec, warnings: list[str], extra: dict[str, Any],
                      only: Collection[str] | None = None):
     """(section name, rendered SQL) per section, or an empty Arrow table where there is nothing to query."""
-    iris_tables = _existing_iris_tables(wh)
+    iris_tables = extra["tables"]
     for section in spec.sections:
         if only is not None and section.name not in only:
             continue
-        context = {"tables": DatasetTables(iris_tables), **extra}
+        context = dict(extra)
         if section.name == "iris":
             datasets = [
                 {"code": code, "table": iris_tables[code], "column": SPECS[code].event_time,
