@@ -9,6 +9,7 @@ cannot run the emulator fails the parity tests loudly instead of skipping them.
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import hashlib
 import os
@@ -51,7 +52,18 @@ def find_python313() -> str:
 
 
 def provision() -> tuple[Path, Path]:
-    """(python of the emulator venv, HOME for it), installing them if missing or out of date."""
+    """(python of the emulator venv, HOME for it), installing them if missing or out of date.
+
+    Test workers (pytest-xdist) provision at the same time: a lock file makes one install and the
+    others wait for it.
+    """
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    with open(CACHE.parent / f"{CACHE.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _provision()
+
+
+def _provision() -> tuple[Path, Path]:
     venv, home = CACHE / "venv", CACHE / "home"
     python = venv / "bin" / "python"
     stamp = CACHE / "installed.sha256"
