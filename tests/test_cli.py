@@ -106,6 +106,23 @@ def test_an_unknown_warehouse_scheme_is_a_clear_error(tmp_path):
     assert result.exit_code == 1 and "unknown warehouse scheme 'postgres'" in result.output
 
 
+def test_bigquery_without_usable_credentials_is_one_line_naming_the_fix(tmp_path):
+    no_adc = {"HOME": str(tmp_path), "NO_GCE_CHECK": "True", "GOOGLE_CLOUD_PROJECT": "", "SETTINGS_FILE": "",
+              "BIGQUERY_API_ENDPOINT": "", "GOOGLE_APPLICATION_CREDENTIALS": ""}  # no ADC file, no metadata server
+    result = CliRunner().invoke(cli, ["--warehouse", "bigquery://proj/ds", "status"], env=no_adc)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [result.output.strip()]
+    assert "cannot create a BigQuery client for project proj" in result.output
+    assert "Set GOOGLE_APPLICATION_CREDENTIALS" in result.output and ".." not in result.output
+    key = tmp_path / "key.json"
+    key.write_text('{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\nnope\\n"}')
+    result = CliRunner().invoke(cli, ["--warehouse", "bigquery://proj/ds", "status"],
+                                env={**no_adc, "GOOGLE_APPLICATION_CREDENTIALS": str(key)})
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert f"the Google credentials file {key} is not a usable service-account key" in result.output
+
+
 def test_demo_runs_end_to_end_and_is_safe_to_run_again(demo_run):
     first, tmp_path = demo_run
     assert first.exit_code == 0, first.output

@@ -112,7 +112,7 @@ def make_client(project: str, options: BigQueryOptions):
         return bigquery.Client(project=project, credentials=credentials, location=options.location)
     except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError and friends
         raise WarehouseUnavailable(f"cannot create a BigQuery client for project {project}: "
-                                   f"{str(exc).splitlines()[0]}. Set GOOGLE_APPLICATION_CREDENTIALS to a "
+                                   f"{str(exc).splitlines()[0].rstrip('.')}. Set GOOGLE_APPLICATION_CREDENTIALS to a "
                                    "service-account file or run 'gcloud auth application-default login'") from None
 
 
