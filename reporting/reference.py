@@ -59,10 +59,11 @@ def load_bmunits(wh: Warehouse, client: InsightsClient | None = None, body: byte
         from ingest.iris.api import InsightsClient
 
         client = client or InsightsClient()
-        response = client.session.get(client.base_url + "/reference/bmunits/all", timeout=client.timeout)
-        if response.status_code != 200:
-            raise InsightsError(f"/reference/bmunits/all: HTTP {response.status_code}: {response.text[:300]}")
-        body = response.content
+        try:
+            body = client.get("/reference/bmunits/all", {})  # retried like every Insights call
+        except InsightsError as exc:
+            raise InsightsError(f"cannot fetch Elexon's BM unit list from {client.base_url}: {exc} (offline? "
+                                "python run.py reference bmunits --file FILE loads a saved response)") from None
     where = source or "/reference/bmunits/all"
     try:
         rows = orjson.loads(body)

@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import json
+import socket
 from pathlib import Path
 
 import openpyxl
@@ -14,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from core.config import load_settings
+from core.errors import InsightsError
 from reporting.dashboard import TemplateError, build_dashboard, cell, load_template
 from reporting.formats import SHEETS_EPOCH
 from reporting.refresh import refresh
@@ -294,6 +296,30 @@ def test_reference_bmunits_loads_elexons_list(tmp_path, insights):
         rows = wh.query_rows("SELECT elexon_bm_unit, is_secondary FROM bmu_reference ORDER BY 1")
     assert rows == [{"elexon_bm_unit": "T_DRAX-1", "is_secondary": False},
                     {"elexon_bm_unit": "V__AFLEX001", "is_secondary": True}]
+
+
+def test_reference_bmunits_retries_a_busy_api_and_names_a_failure_in_one_line(tmp_path, insights):
+    from ingest.iris.api import InsightsClient
+    from reporting.reference import load_bmunits
+    from warehouse.duckdb import DuckDBWarehouse
+
+    db = tmp_path / "w.duckdb"
+    insights.fail("bmunits", 503)  # busy once: retried like every Insights call
+    with DuckDBWarehouse(db) as wh:
+        assert load_bmunits(wh, InsightsClient(insights.url, backoff_max_s=0.01)) == 2
+    assert insights.counts["bmunits"] == 2
+    insights.fail("bmunits", 400)
+    result = CliRunner().invoke(cli, cli_args(db, "reference", "bmunits"))
+    assert result.exit_code == 1 and "Traceback" not in result.output and "internal error" not in result.output
+    assert result.output.strip() == result.output.strip().splitlines()[0]
+    assert f"cannot fetch Elexon's BM unit list from {insights.url}: /reference/bmunits/all: HTTP 400" in result.output
+    with socket.socket() as s:  # a port nobody listens on: offline
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with DuckDBWarehouse(db) as wh, pytest.raises(InsightsError, match="gave up after 2 attempts: ConnectionError"):
+        load_bmunits(wh, InsightsClient(closed, attempts=2, backoff_max_s=0.01))
+    with DuckDBWarehouse(db) as wh:  # the list loaded first is still there
+        assert wh.scalar("SELECT COUNT(*) FROM bmu_reference") == 2
 
 
 def test_chart_axes_have_round_ticks_that_carry_the_unit():

@@ -123,6 +123,8 @@ class FakeInsights:
                 params = {k: v[0] for k, v in parse_qs(url.query).items()}
                 if url.path == "/reference/bmunits/all":
                     fake.counts["bmunits"] += 1
+                    if fake.failures["bmunits"]:
+                        return self._send(fake.failures["bmunits"].pop(0), {"error": "scripted failure"})
                     return self._send(200, fake.bmunits)
                 if url.path.startswith("/balancing/settlement/"):
                     fake.requests.append((url.path, params))
