@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -118,7 +119,8 @@ class InsightsClient:
             try:
                 response = self.session.get(self.base_url + path, params=params, timeout=self.timeout)
             except (requests.Timeout, requests.ConnectionError) as exc:
-                raise _Retryable(f"{type(exc).__name__}") from None
+                errno = re.search(r"\[Errno [^\]]+\] [^'\")]+", str(exc))  # e.g. Name or service not known
+                raise _Retryable(f"{type(exc).__name__}" + (f" ({errno.group(0)})" if errno else "")) from None
             if response.status_code in (429, 403) or response.status_code >= 500:
                 raise _Retryable(f"HTTP {response.status_code}: {response.text[:200]}")
             if response.status_code == 400 and "exceed" in response.text.lower():
