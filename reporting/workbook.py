@@ -1,14 +1,16 @@
 """The local dashboard as an ``.xlsx`` workbook (XlsxWriter): same tabs, cells, formats and charts as the Sheet.
 
 Every table block is an Excel table (filters, sorting, pivots). Written to a temporary file and
-renamed, so a workbook open elsewhere is never half-written. XlsxWriter rather than openpyxl: a
-month of full-scale data is ~30,000 rows of per-unit revenue, and XlsxWriter wrote 29,000 rows x 11
-formatted cells in about half openpyxl's CPU time here (2.9 s against 5.9 s).
+renamed, so a workbook open elsewhere is never half-written. XlsxWriter rather than openpyxl: it
+wrote 29,000 rows x 11 formatted cells in about half openpyxl's CPU time here (2.9 s against 5.9 s).
+The rows of long tables (a month of full-scale data is a quarter of a million cells) are built
+column-wise instead of cell by cell: :mod:`reporting.workbook_rows`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import re
 from pathlib import Path
@@ -18,6 +20,7 @@ from xlsxwriter.utility import xl_range_abs, xl_rowcol_to_cell
 
 from reporting.dashboard import Block, Dashboard, Tab
 from reporting.formats import excel_pattern, naive_utc, serial
+from reporting.workbook_rows import MIN_ROWS, Rows, build, column_kind, splice
 
 HEADER_FILL = "#DDE5F0"
 _CRITERIA = {"less_than": "<", "greater_than": ">", "equals": "==", "not_equals": "!="}
@@ -39,9 +42,9 @@ class _Formats:
         self.empty = wb.add_format({"italic": True, "font_color": "#7F7F7F"})
 
     def cell(self, fmt: str, bold: bool = False):
-        key = (fmt, bold)
+        key = (excel_pattern(fmt), bold)  # one object per pattern: XlsxWriter gives a duplicate no xf_index
         if key not in self._cache:
-            self._cache[key] = self.wb.add_format({"num_format": excel_pattern(fmt), "bold": bold})
+            self._cache[key] = self.wb.add_format({"num_format": key[0], "bold": bold})
         return self._cache[key]
 
     def fill(self, colour: str):
@@ -53,21 +56,36 @@ class _Formats:
 
 class WorkbookWriter:
     """A workbook written tab by tab (``add``), so tabs can be written while later reports still run;
-    ``close`` writes the file (to a temporary name, then renamed) and returns its path."""
+    ``close`` writes the file (to a temporary name, then renamed) and returns its path. Nothing
+    touches the disk before ``close``."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(self.path.name + ".part")
-        self._wb = xlsxwriter.Workbook(str(self._tmp), {"nan_inf_to_errors": True})
+        self._buffer = io.BytesIO()
+        self._wb = xlsxwriter.Workbook(self._buffer, {"nan_inf_to_errors": True, "in_memory": True})
         self._formats = _Formats(self._wb)
+        self._inserts: dict[str, list[Rows]] = {}  # sheet part → long tables' middle rows, built column-wise
 
     def add(self, tab: Tab) -> None:
-        _write_tab(self._wb, self._wb.add_worksheet(tab.name[:31]), tab, self._formats)
+        ws = self._wb.add_worksheet(tab.name[:31])
+        inserts = _write_tab(self._wb, ws, tab, self._formats)
+        if inserts:
+            self._inserts[f"xl/worksheets/sheet{len(self._wb.worksheets())}.xml"] = inserts
 
     def close(self) -> Path:
-        self._wb.close()  # XlsxWriter writes nothing to disk before this
-        os.replace(self._tmp, self.path)
+        self._wb.close()
+        try:
+            with open(self._tmp, "wb") as out:
+                if self._inserts:
+                    splice(self._buffer.getvalue(), out, self._inserts)
+                else:
+                    out.write(self._buffer.getvalue())
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
         return self.path
 
 
@@ -79,7 +97,8 @@ def write_workbook(dashboard: Dashboard, path: str | Path) -> Path:
     return book.close()
 
 
-def _write_tab(wb, ws, tab: Tab, f: _Formats) -> None:
+def _write_tab(wb, ws, tab: Tab, f: _Formats) -> list[Rows]:
+    """Write ``tab``; return the rows of its long tables left for :func:`splice`."""
     ws.write_string(0, 0, tab.title, f.title)
     ws.write_string(1, 0, tab.refreshed, f.refreshed)
     ws.write_string(2, 0, tab.definition, f.definition)
@@ -87,10 +106,10 @@ def _write_tab(wb, ws, tab: Tab, f: _Formats) -> None:
         ws.write_string(3, 0, "Warning: " + " | ".join(tab.warnings), f.warning)
     ws.freeze_panes(tab.freeze_rows, 0)
     widths: dict[int, int] = {}
-    for block in tab.blocks:
-        _write_block(wb, ws, block, widths, f)
+    inserts = [rows for block in tab.blocks if (rows := _write_block(wb, ws, block, widths, f))]
     for col, width in widths.items():
         ws.set_column(col, col, min(max(width + 2, 8), 48))
+    return sorted(inserts, key=lambda rows: rows.first)
 
 
 def _write(ws, row: int, col: int, value, fmt) -> None:
@@ -110,11 +129,11 @@ def _write(ws, row: int, col: int, value, fmt) -> None:
 def _column_writer(ws, values: list):
     """The XlsxWriter method for a column whose values are all one kind (a report column is typed);
     the per-value dispatch only when they are mixed."""
-    kinds = {type(v) for v in values if v is not None}
-    if kinds and kinds <= {int, float}:
+    kind = column_kind(values)
+    if kind == "number":
         return ws.write_number
-    if kinds and kinds <= {dt.date, dt.datetime}:  # as write_datetime stores them (a serial day number), cached:
-        serials: dict = {}                         # a column of dates holds a few distinct ones
+    if kind == "date":  # as write_datetime stores them (a serial day number), once per distinct date
+        serials: dict = {}
 
         def write_serial(r, c, v, fmt):
             number = serials.get(v)
@@ -122,12 +141,12 @@ def _column_writer(ws, values: list):
                 number = serials[v] = serial(v)
             ws.write_number(r, c, number, fmt)
         return write_serial
-    if kinds == {str}:
+    if kind == "text":
         return ws.write_string
     return lambda r, c, v, fmt: _write(ws, r, c, v, fmt)
 
 
-def _write_block(wb, ws, block: Block, widths: dict[int, int], f: _Formats) -> None:
+def _write_block(wb, ws, block: Block, widths: dict[int, int], f: _Formats) -> Rows | None:
     r0, c0 = block.top, block.left  # XlsxWriter is 0-based, like the layout
     ws.write_string(r0, c0, block.title, f.block)
     if block.spec.layout == "vertical":
@@ -137,23 +156,31 @@ def _write_block(wb, ws, block: Block, widths: dict[int, int], f: _Formats) -> N
             _write(ws, r0 + 1 + i, c0 + 1, value, f.cell(fmt))
             widths[c0] = max(widths.get(c0, 0), len(header))
             widths[c0 + 1] = max(widths.get(c0 + 1, 0), 20)
-        return
+        return None
     for j, header in enumerate(block.headers):
         ws.write_string(r0 + 1, c0 + j, header, f.header)
         widths[c0 + j] = max(widths.get(c0 + j, 0), len(header))
     if not block.rows:
         ws.write_string(r0 + 2, c0, "(no rows)", f.empty)
-        return
+        return None
     bold_index = block.fields.index(block.spec.bold_rows[0]) if block.spec.bold_rows else None
     plain = [f.cell(fmt) for fmt in block.formats]
-    writers = [_column_writer(ws, [r[j] for r in block.rows]) for j in range(len(block.fields))]
-    for i, row in enumerate(block.rows):
-        bold = bold_index is not None and row[bold_index] == block.spec.bold_rows[1]
-        cells = [f.cell(fmt, True) for fmt in block.formats] if bold else plain
-        r = r0 + 2 + i
-        for j, value in enumerate(row):
-            if value is not None:  # an empty cell stays empty: a number format shows nothing on it
-                writers[j](r, c0 + j, value, cells[j])
+    middle = None
+    if len(block.rows) >= MIN_ROWS and bold_index is None and not block.spec.chart:  # a chart reads cells back
+        middle = build(block.rows[1:-1], first=r0 + 4, left=c0, formats=plain)  # Excel's rows are 1-based
+    if middle:  # XlsxWriter writes the first and last rows (blank cells keep their format: the middle uses it)
+        for i in (0, len(block.rows) - 1):
+            for j, value in enumerate(block.rows[i]):
+                _write(ws, r0 + 2 + i, c0 + j, value, plain[j])
+    else:
+        writers = [_column_writer(ws, [r[j] for r in block.rows]) for j in range(len(block.fields))]
+        for i, row in enumerate(block.rows):
+            bold = bold_index is not None and row[bold_index] == block.spec.bold_rows[1]
+            cells = [f.cell(fmt, True) for fmt in block.formats] if bold else plain
+            r = r0 + 2 + i
+            for j, value in enumerate(row):
+                if value is not None:  # an empty cell stays empty: a number format shows nothing on it
+                    writers[j](r, c0 + j, value, cells[j])
     for j in range(len(block.fields)):  # column widths from a sample: the longest of the first 200 rows
         longest = max((len(str(r[j])) for r in block.rows[:200] if r[j] is not None), default=0)
         widths[c0 + j] = max(widths.get(c0 + j, 0), min(longest, 40))
@@ -171,6 +198,7 @@ def _write_block(wb, ws, block: Block, widths: dict[int, int], f: _Formats) -> N
                                                        "value": value, "format": f.fill(rule.colour)})
     if block.spec.chart:
         _chart(wb, ws, block, r0, c0, last)
+    return middle
 
 
 def _chart(wb, ws, block: Block, r0: int, c0: int, last: int) -> None:
