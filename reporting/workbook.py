@@ -106,10 +106,18 @@ def _write_tab(wb, ws, tab: Tab, f: _Formats) -> list[Rows]:
         ws.write_string(3, 0, "Warning: " + " | ".join(tab.warnings), f.warning)
     ws.freeze_panes(tab.freeze_rows, 0)
     widths: dict[int, int] = {}
-    inserts = [rows for block in tab.blocks if (rows := _write_block(wb, ws, block, widths, f))]
+    inserts = [rows for block in tab.blocks
+               if (rows := _write_block(wb, ws, block, widths, f, alone=_alone(block, tab.blocks)))]
     for col, width in widths.items():
         ws.set_column(col, col, min(max(width + 2, 8), 48))
     return sorted(inserts, key=lambda rows: rows.first)
+
+
+def _alone(block: Block, blocks: list[Block]) -> bool:
+    """No other block has a cell on ``block``'s rows (a layout may place blocks side by side)."""
+    bottom = block.top + block.height
+    return not any(other is not block and other.top < bottom and block.top < other.top + other.height
+                   for other in blocks)
 
 
 def _write(ws, row: int, col: int, value, fmt) -> None:
@@ -146,7 +154,7 @@ def _column_writer(ws, values: list):
     return lambda r, c, v, fmt: _write(ws, r, c, v, fmt)
 
 
-def _write_block(wb, ws, block: Block, widths: dict[int, int], f: _Formats) -> Rows | None:
+def _write_block(wb, ws, block: Block, widths: dict[int, int], f: _Formats, alone: bool = False) -> Rows | None:
     r0, c0 = block.top, block.left  # XlsxWriter is 0-based, like the layout
     ws.write_string(r0, c0, block.title, f.block)
     if block.spec.layout == "vertical":
@@ -166,7 +174,7 @@ def _write_block(wb, ws, block: Block, widths: dict[int, int], f: _Formats) -> R
     bold_index = block.fields.index(block.spec.bold_rows[0]) if block.spec.bold_rows else None
     plain = [f.cell(fmt) for fmt in block.formats]
     middle = None
-    if len(block.rows) >= MIN_ROWS and bold_index is None and not block.spec.chart:  # a chart reads cells back
+    if alone and len(block.rows) >= MIN_ROWS and bold_index is None and not block.spec.chart:  # charts read cells
         middle = build(block.rows[1:-1], first=r0 + 4, left=c0, formats=plain)  # Excel's rows are 1-based
     if middle:  # XlsxWriter writes the first and last rows (blank cells keep their format: the middle uses it)
         for i in (0, len(block.rows) - 1):

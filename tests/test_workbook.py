@@ -103,3 +103,13 @@ def test_a_long_table_with_a_value_the_column_wise_path_cannot_write_is_written_
     assert 't="inlineStr"' not in _sheet_xml(path)  # the whole table went through XlsxWriter
     cells = _cells(path)["cells"]
     assert cells["B606"][0] == "V__A&<0599>" and len([r for r in cells if r.startswith("F")]) > 300
+
+
+def test_long_tables_side_by_side_are_written_cell_by_cell(tmp_path):
+    tab = _tab(_rows(600), _rows(600))
+    tab.blocks[1].top, tab.blocks[1].left = 4, 10  # the second table beside the first, on the same rows
+    path = _write(tmp_path / "side.xlsx", tab)
+    assert 't="inlineStr"' not in _sheet_xml(path)
+    cells = _cells(path)
+    assert cells["tables"] == {"t_Units_by_unit": "A6:H606", "t_Units_again": "K6:R606"}
+    assert cells["cells"]["B606"][0] == "V__A&<0599>" and cells["cells"]["L606"][0] == "V__A&<0599>"
