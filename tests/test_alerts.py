@@ -712,6 +712,7 @@ def test_a_user_adds_a_rule_and_a_webhook_runs_the_scheduler_and_gets_one_messag
            "IRIS_QUEUE_NAME": "iris.alerts-test"}
     cmd = [sys.executable, str(root / "run.py"), "--warehouse", f"duckdb:///{db}", "--settings", str(settings_file),
            "schedule"]
+    proc = None
     try:
         for i, rows in enumerate(batches):  # three messages, as Elexon sends FREQ every two minutes
             bus.send("iris.alerts-test", json.dumps(rows), message_id=f"freq-{i}", subject="FREQ")
@@ -724,6 +725,9 @@ def test_a_user_adds_a_rule_and_a_webhook_runs_the_scheduler_and_gets_one_messag
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
+        if proc is not None and proc.poll() is None:  # a failed wait above must not leave a scheduler running
+            proc.kill()
+            proc.wait()
         bus.stop()
     assert proc.returncode == 0, err
     assert len(hook.posts) == 1, hook.posts

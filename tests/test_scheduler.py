@@ -184,6 +184,7 @@ def test_sigterm_stops_the_scheduler_process_cleanly(tmp_path):
            "IRIS_QUEUE_NAME": QUEUE}
     cmd = [sys.executable, str(ROOT / "run.py"), "--warehouse", f"duckdb:///{db}", "--settings", str(settings_file),
            "--log-json", "schedule"]
+    proc = None
     try:
         enqueue(bus, 50, queue=QUEUE)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -199,6 +200,9 @@ def test_sigterm_stops_the_scheduler_process_cleanly(tmp_path):
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
+        if proc is not None and proc.poll() is None:  # a failed wait above must not leave a scheduler running
+            proc.kill()
+            proc.wait()
         bus.stop()
     assert proc.returncode == 0, err
     assert '"message": "scheduler stopping (signal SIGTERM)"' in err
