@@ -20,7 +20,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from warehouse.base import (REPLACED, STALE, Batch, Batches, DataRejected, Delete, Warehouse, WarehouseError,
@@ -50,6 +49,12 @@ def _normalise(table: pa.Table) -> pa.Table:
         if pa.types.is_decimal(f.type) and f.type.scale == 0:
             table = table.set_column(i, f.name, table.column(i).cast(pa.int64()))
     return table
+
+
+def _min_max(column: pa.ChunkedArray) -> tuple[pa.Scalar, pa.Scalar]:
+    import pyarrow.compute as pc  # only the latest-wins writes need it; importing it costs a P114 load 0.1 s
+
+    return tuple(pc.min_max(column).values())
 
 
 def _unregister(con: duckdb.DuckDBPyConnection, view: str) -> None:
@@ -300,7 +305,7 @@ class DuckDBWarehouse(Warehouse):
         params: dict[str, Any] = {"now": dt.datetime.now(dt.timezone.utc)}
         prune = ""
         if batch.prune:
-            low, high = pc.min_max(batch.data.column(batch.prune)).values()
+            low, high = _min_max(batch.data.column(batch.prune))
             if low.is_valid:
                 prune = f'(t."{check_identifier(batch.prune)}" BETWEEN @lo AND @hi OR t."{batch.prune}" IS NULL)'
                 params |= {"lo": low.as_py(), "hi": high.as_py()}
@@ -348,7 +353,7 @@ class DuckDBWarehouse(Warehouse):
         params: list = []
         if batch.prune:
             prune = check_identifier(batch.prune)
-            low, high = pc.min_max(batch.data.column(prune)).values()
+            low, high = _min_max(batch.data.column(prune))
             if low.is_valid:
                 match = f'(e."{prune}" BETWEEN ? AND ? OR e."{prune}" IS NULL) AND {match}'
                 params = [low.as_py(), high.as_py()]
