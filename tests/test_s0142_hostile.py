@@ -110,6 +110,16 @@ def test_nul_bytes_between_records_are_refused_not_loaded(tmp_path, units):
     assert info.value.line == i + 1
 
 
+
+def test_a_bad_record_after_blank_lines_is_quoted_from_its_own_line(tmp_path, units):
+    lines, _ = s0142_lines(NORMAL_DAY, "SF", units)
+    i = first(lines, "SP7|")
+    lines = fix_zzz(lines[:3] + ["", ""] + lines[3:i] + ["bp7|lower|case|"] + lines[i:])
+    with pytest.raises(S0142Error) as info:
+        read_s0142(write_lines(tmp_path, lines, NORMAL_DAY, "SF"))
+    assert (info.value.line, info.value.field) == (i + 3, "record id")
+    assert "'bp7|lower|case|'" in info.value.reason
+
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a small tmpfs needs root")
 def test_a_full_disk_is_one_line_and_leaves_nothing_partial(tmp_path, units):
     disk = tmp_path / "disk"

@@ -342,16 +342,20 @@ class _Reader:
     def _count(self, records: pl.DataFrame) -> tuple[dict[str, int], dict[str, list[tuple[int, str]]]]:
         """Records per type, and each type's first and last record (index, line); every record
         starts with a 3-character upper-case id and a pipe. One aggregation over all records."""
-        stats = records.group_by("rec").agg(
-            pl.len(), pl.col("idx").first().alias("i0"), pl.col("line").first().alias("l0"),
-            pl.col("idx").last().alias("i1"), pl.col("line").last().alias("l1"),
-        )
-        for rec4, _, i0, l0, *_ in stats.iter_rows():
+        stats = records.lazy().group_by("rec").agg(
+            pl.len(), pl.col("idx").first().alias("i0"), pl.col("idx").last().alias("i1")
+        ).collect()
+        # the lines themselves are looked up afterwards: aggregating them would copy every line
+        firsts = records["idx"].search_sorted(stats["i0"]).to_list()  # blank lines dropped: idx != position
+        lasts = records["idx"].search_sorted(stats["i1"]).to_list()
+        lines = records["line"]
+        ends: dict[str, list[tuple[int, str]]] = {}
+        for (rec4, _, i0, i1), p0, p1 in zip(stats.iter_rows(), firsts, lasts):
             rec = rec4[:3]
             if len(rec4) != 4 or rec4[3] != "|" or not rec.isalnum() or rec != rec.upper() or not rec.isascii():
-                raise self.fail(f"not an S0142 record: {l0[:40]!r}", i0 + 1, "record id")
+                raise self.fail(f"not an S0142 record: {lines[p0][:40]!r}", i0 + 1, "record id")
+            ends[rec] = [(i0, lines[p0]), (i1, lines[p1])]
         counts = dict(sorted((rec4[:3], n) for rec4, n, *_ in stats.iter_rows()))
-        ends = {rec4[:3]: [(i0, l0), (i1, l1)] for rec4, _, i0, l0, i1, l1 in stats.iter_rows()}
         return counts, ends
 
     def _check_width(self, line: str, idx: int) -> None:
