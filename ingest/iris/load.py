@@ -403,12 +403,14 @@ def _statistics(batch_id: str, now: dt.datetime, messages: Sequence[Message], fr
                 counts: dict[str, dict], quarantine: list[dict]) -> list[dict]:
     """One ``iris_batches`` row per dataset the batch touched (redeliveries and quarantine included)."""
     rows: dict[str | None, dict] = {}
+    source = _source(messages)
 
     def row(code: str | None) -> dict:
-        return rows.setdefault(code, {"batch_id": batch_id, "dataset": code, "source": _source(messages),
-                                      "messages": 0, "duplicate_messages": 0, "rows": 0, "inserted": 0,
-                                      "duplicate_rows": 0, "corrections": 0, "stale_rows": 0, "quarantined": 0,
-                                      "last_enqueued_at": None, "committed_at": now})
+        if code not in rows:
+            rows[code] = {"batch_id": batch_id, "dataset": code, "source": source, "messages": 0,
+                          "duplicate_messages": 0, "rows": 0, "inserted": 0, "duplicate_rows": 0, "corrections": 0,
+                          "stale_rows": 0, "quarantined": 0, "last_enqueued_at": None, "committed_at": now}
+        return rows[code]
 
     for code, c in counts.items():
         row(code).update(c)
@@ -418,11 +420,13 @@ def _statistics(batch_id: str, now: dt.datetime, messages: Sequence[Message], fr
             taken.add(msg.message_id)
             continue
         row(dataset_of(msg, {}))["duplicate_messages"] += 1
-    for q in quarantine:
-        r = row(q["dataset"])
-        r["quarantined"] += 1
-        if r["last_enqueued_at"] is None:
-            r["last_enqueued_at"] = next((_message_time(m) for m in messages if m.message_id == q["message_id"]), None)
+    if quarantine:
+        published = {m.message_id: _message_time(m) for m in reversed(messages)}  # the first copy's time
+        for q in quarantine:
+            r = row(q["dataset"])
+            r["quarantined"] += 1
+            if r["last_enqueued_at"] is None:
+                r["last_enqueued_at"] = published.get(q["message_id"])
     return list(rows.values())
 
 
