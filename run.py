@@ -509,6 +509,11 @@ def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_o
     from reporting.refresh import report_options
     from reporting.reports import REPORTS, dry_run_report, run_report
 
+    if name not in REPORTS:  # before the warehouse is opened: a typo is the first thing to say
+        raise ArgumentError(f"unknown report {name!r}; reports: {', '.join(sorted(REPORTS))}")
+    sections = [s.name for s in REPORTS[name].sections]
+    if section is not None and section not in sections:
+        raise ArgumentError(f"report {name} has no section {section!r}; sections: {', '.join(sections)}")
     options = report_options(
         state.settings, date_from=date_from.date() if date_from else None, date_to=date_to.date() if date_to else None,
         min_mwh=min_mwh, threshold=threshold, as_of=_utc(as_of, end_of_day=False) if as_of else None,
@@ -521,13 +526,9 @@ def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_o
         total = sum(scanned.values())
         click.echo(f"total: {total:,} bytes ({total / 2**30:.3f} GiB; on-demand at $6.25/TiB: ${total / 2**40 * 6.25:.4f})")
         return
-    if name in REPORTS:
-        sections = [s.name for s in REPORTS[name].sections]
-        if section is not None and section not in sections:
-            raise ArgumentError(f"report {name} has no section {section!r}; sections: {', '.join(sections)}")
-        if section is None and fmt == "csv" and len(sections) > 1:
-            raise ArgumentError(f"report {name} has {len(sections)} sections ({', '.join(sections)}); "
-                                "one CSV holds one table: choose one with --section")
+    if section is None and fmt == "csv" and len(sections) > 1:
+        raise ArgumentError(f"report {name} has {len(sections)} sections ({', '.join(sections)}); "
+                            "one CSV holds one table: choose one with --section")
     result = run_report(state.warehouse(create=False), name, options, only={section} if section else None)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)

@@ -101,6 +101,13 @@ def test_read_only_commands_refuse_a_warehouse_that_does_not_exist(tmp_path):
     assert not typo.parent.exists()  # nor the folder
 
 
+
+def test_a_misspelt_report_is_named_before_the_warehouse_is_looked_for(tmp_path):
+    result = CliRunner().invoke(cli, ["--warehouse", f"duckdb:///{tmp_path / 'none.duckdb'}", "report", "revnue"])
+    assert result.exit_code == 1
+    assert result.output.strip() == ("error: unknown report 'revnue'; reports: alerts, completeness, live_grid, "
+                                     "reconciliation, revenue, self_balancing, vlp_revenue")
+
 def test_an_unknown_warehouse_scheme_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(cli, ["--warehouse", "postgres://x", "query", "SELECT 1"])
     assert result.exit_code == 1 and "unknown warehouse scheme 'postgres'" in result.output
