@@ -163,6 +163,8 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
     output = _section(data, "output", where, {"dir"})
     s.output_dir = env.get("OUTPUT_DIR") or _str(output, "dir", where, "output") or "out"
     s.p114 = _section(data, "p114", where, {"cache_dir", "portal_url", "runs"})
+    for key in ("cache_dir", "portal_url"):
+        _str(s.p114, key, where, "p114")
     if "runs" in s.p114:
         runs = s.p114["runs"]
         if not isinstance(runs, list) or not runs or any(r not in RUN_PRECEDENCE for r in runs):
@@ -178,6 +180,11 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
                                 f"{env['IRIS_SECRET_EXPIRES']!r}") from None
     elif "secret_expires" in s.iris:
         s.iris["secret_expires"] = _date(s.iris["secret_expires"], where, "iris", "secret_expires")
+    for key in ("queue_name", "client_id", "client_secret", "tenant_id", "namespace"):
+        _str(s.iris, key, where, "iris", secret=key == "client_secret")
+    batch = s.iris.setdefault("batch_size", 500)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise SettingsError(f"{where}: [iris] batch_size must be a whole number of messages (at least 1), got {batch!r}")
     register_secret(s.iris.get("client_secret"))
     s.iris_environment = {k: env[k] for k in IRIS_ENVIRONMENT if env.get(k)}
     for key in ("IRIS_CLIENT_SECRET", "IRIS_CONNECTION_STRING"):
@@ -289,10 +296,11 @@ def _section(data: dict, name: str, where: str, keys: set[str] | None) -> dict:
     return dict(section)
 
 
-def _str(section: dict, key: str, where: str, name: str) -> str | None:
+def _str(section: dict, key: str, where: str, name: str, secret: bool = False) -> str | None:
     value = section.get(key)
     if value is not None and not isinstance(value, str):
-        raise SettingsError(f"{where}: [{name}] {key} must be a string, got {value!r}")
+        got = f"{type(value).__name__} (the value is not shown: a secret)" if secret else repr(value)
+        raise SettingsError(f"{where}: [{name}] {key} must be a string, got {got}")
     return value
 
 

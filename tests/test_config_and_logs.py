@@ -40,6 +40,11 @@ def test_the_example_settings_file_loads_and_documents_every_key():
     ("[schedule]\ngap_fill_datasets = ['FREQ', 'NOPE']\n", "no Insights API endpoint for NOPE"),
     ("[schedule]\nrefresh_every = 5\n", "unknown key 'refresh_every' in [schedule]"),
     ("[p114]\nruns = ['SF', 'R9']\n", "[p114] runs must be a list of settlement runs"),
+    ("[p114]\ncache_dir = 7\n", "[p114] cache_dir must be a string, got 7"),
+    ("[iris]\nbatch_size = '500x'\n", "[iris] batch_size must be a whole number of messages (at least 1), got '500x'"),
+    ("[iris]\nbatch_size = 0\n", "[iris] batch_size must be a whole number of messages (at least 1), got 0"),
+    ("[iris]\nqueue_name = 42\n", "[iris] queue_name must be a string, got 42"),
+    ("[iris]\nclient_secret = 918273645\n", "[iris] client_secret must be a string, got int (the value is not shown: a secret)"),
     ("[bigquery]\nmaximum_bytes_billed = -1\n", "[bigquery] maximum_bytes_billed must be a positive"),
     ("[reporting]\nthreshold = 2\n", "[reporting] threshold must be between 0 and 1"),
     ("[sheduler]\n", "unknown section [sheduler]"),
@@ -53,6 +58,7 @@ def test_a_wrong_setting_is_named_with_its_file_section_and_key(tmp_path, toml, 
     assert message in str(err.value) and str(path) in str(err.value)
     result = CliRunner().invoke(cli, ["--settings", str(path), "config", "check"])
     assert result.exit_code == 1 and message in result.output
+    assert "918273645" not in result.output
 
 
 def test_config_check_says_what_is_configured_and_shows_no_secret(tmp_path):
