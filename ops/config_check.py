@@ -124,6 +124,11 @@ def _dashboards(settings: Settings, report: CheckReport) -> None:
         target = (f"Google Sheets {spreadsheet}" if kind == "sheets"
                   else f"{Path(settings.output_dir) / board}.xlsx and .html (no spreadsheet id or Google credentials)")
         report.lines.append(f"dashboard {board}: {len(spec.tabs)} tabs → {target}")
+    for board in sorted(settings.sheets.spreadsheets.keys() - set(settings.schedule.dashboards)):
+        try:  # a spreadsheet for a dashboard that is not scheduled: refresh --dashboard NAME needs its layout
+            load_template(board)
+        except TemplateError as exc:
+            report.problems.append(f"[sheets.spreadsheets] {board}: {exc}")
 
 
 def _alerts(settings: Settings, report: CheckReport) -> None:

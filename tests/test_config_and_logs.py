@@ -96,10 +96,12 @@ def test_config_check_exits_1_on_a_problem_it_can_only_find_by_looking(tmp_path)
     settings = tmp_path / "settings.toml"
     settings.write_text('[schedule]\ndashboards = ["main", "missing"]\n'
                         '[iris]\nqueue_name = "iris.abc"\nclient_id = "c"\nclient_secret = "s-e-c-r-e-t"\n'
-                        'secret_expires = 2020-01-01\n')
+                        'secret_expires = 2020-01-01\n'
+                        '[sheets.spreadsheets]\nmian = "1AbC"\n')
     result = CliRunner().invoke(cli, ["--settings", str(settings), "config", "check"])
     assert result.exit_code == 1
     assert "PROBLEM: dashboard missing: no dashboard layout" in result.output
+    assert "PROBLEM: [sheets.spreadsheets] mian: no dashboard layout" in result.output  # a typo of main
     assert "PROBLEM: IRIS: the client secret expired on 2020-01-01" in result.output
     assert "s-e-c-r-e-t" not in result.output
 
