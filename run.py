@@ -656,11 +656,15 @@ def assets_import(state: State, path: str) -> None:
     blank), lead_party, notes (optional). kind: battery, vlp, demand_side, generator, wind, solar,
     pumped_storage, interconnector or other. Ids are settlement ids exactly (2__FBPGM002, V__AFLEX001).
     """
-    from reporting.assets import import_assets
+    from reporting.assets import import_assets, import_warnings
 
-    count = import_assets(state.warehouse(), path)
+    wh = state.warehouse()
+    count = import_assets(wh, path)
     click.echo(f"Imported {count:,} assets from {path} (replacing the previous import); "
                "python run.py assets list shows them with the settings' and Elexon's")
+    reporting = state.settings.reporting
+    for warning in import_warnings(wh, reporting.assets, reporting.vlp_units):
+        click.echo(f"warning: {warning}", err=True)
 
 
 @assets.command("list")

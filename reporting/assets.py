@@ -121,13 +121,31 @@ def list_assets(wh: Warehouse, settings_assets: list[Asset] | None = None,
     return wh.query(render("reports/assets_list.sql.j2", wh))
 
 
-def asset_warnings(wh: Warehouse, date_from: dt.date, date_to: dt.date) -> list[str]:
+def import_warnings(wh: Warehouse, settings_assets: list[Asset] | None = None,
+                    vlp_units: list[str] | None = None) -> list[str]:
+    """Said right after an import, against every settlement date loaded: listed ids the settlement
+    data does not have (with the id probably meant) and batteries without energy capacity. Nothing
+    when no S0142 file is loaded yet."""
+    if "p114_file_manifest" not in wh.table_names():
+        return []
+    span = wh.query_rows(f"SELECT MIN(settlement_date) AS low, MAX(settlement_date) AS high "
+                         f"FROM {wh.ref('p114_file_manifest')}")[0]
+    if span["low"] is None:
+        return []
+    ensure_assets_schema(wh, settings_assets, vlp_units)
+    return asset_warnings(wh, span["low"], span["high"],
+                          problems={"not in settlement data", "battery without energy capacity"})
+
+
+def asset_warnings(wh: Warehouse, date_from: dt.date, date_to: dt.date, problems: set[str] | None = None) -> list[str]:
     """Ids that look related but do not join: listed assets absent from the settlement data (with the
-    id they probably meant), V__ units in the data that are not assets, batteries with no capacity."""
+    id they probably meant), V__ units in the data that are not assets, batteries with no capacity
+    (``problems``: only these kinds)."""
     rows = wh.query_rows(render("reports/assets_check.sql.j2", wh), {"date_from": date_from, "date_to": date_to})
     by_kind: dict[str, list[dict]] = {}
     for r in rows:
-        by_kind.setdefault(r["problem"], []).append(r)
+        if problems is None or r["problem"] in problems:
+            by_kind.setdefault(r["problem"], []).append(r)
 
     def ids(items: list[dict], with_hint: bool = False) -> str:
         shown = [r["bm_unit_id"] + (f" (did you mean {r['hint']}?)" if with_hint and r["hint"] else "") for r in items[:10]]

@@ -155,6 +155,24 @@ def test_related_ids_are_warned_about_never_guessed(revenue_wh):
     assert "no energy_mwh" in text
 
 
+def test_importing_assets_says_at_once_which_ids_the_settlement_data_lacks(revenue_wh, tmp_path):
+    from click.testing import CliRunner
+
+    from run import cli
+
+    if revenue_wh.dialect != "duckdb":
+        pytest.skip("the command is the same on BigQuery; the warnings' SQL is covered above")
+    csv = tmp_path / "again.csv"
+    csv.write_text(ASSETS_CSV)
+    revenue_wh.close()
+    result = CliRunner().invoke(cli, ["--warehouse", f"duckdb:///{revenue_wh.path}", "assets", "import", str(csv)])
+    assert result.exit_code == 0, result.output
+    assert ("warning: 1 asset(s) have no settlement data from 2024-06-01 to 2025-03-30 (ids join exactly): "
+            "FFSEN005 (did you mean 2__FFSEN005?)") in result.output
+    assert "battery asset(s) have no energy_mwh, so no full cycles: FFSEN005" in result.output
+    assert "V__BOTHER01" not in result.output  # the report's concern, not the import's
+
+
 def test_vlp_revenue_stays_the_vlp_only_view_with_its_columns(revenue_wh):
     got = rows(run_report(revenue_wh, "vlp_revenue", ReportOptions(date_from=DAY, date_to=DAY)), "by_unit")
     # no reference data: the V__ units (it does not subtract P415 compensation: BM cash - non-delivery)
