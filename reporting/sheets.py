@@ -26,6 +26,7 @@ from gspread.exceptions import APIError
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from core.errors import SheetsError
+from core.google_keys import service_account_credentials
 from reporting.dashboard import Block, Dashboard, Tab, a1
 from reporting.formats import PATTERNS, serial
 
@@ -105,9 +106,7 @@ class _RedirectedAuthorizedSession(_Redirect, AuthorizedSession):
 def google_credentials(credentials_file: str | None):
     """Service-account credentials from a file, else Application Default Credentials, else None."""
     if credentials_file:
-        from google.oauth2 import service_account
-
-        return service_account.Credentials.from_service_account_file(credentials_file, scopes=SCOPES)
+        return service_account_credentials(credentials_file, SCOPES)
     try:
         import google.auth
 

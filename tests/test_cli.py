@@ -130,6 +130,21 @@ def test_bigquery_without_usable_credentials_is_one_line_naming_the_fix(tmp_path
     assert f"the Google credentials file {key} is not a usable service-account key" in result.output
 
 
+
+def test_a_malformed_google_key_for_sheets_is_one_line_not_an_internal_error(tmp_path):
+    db = tmp_path / "w.duckdb"
+    DuckDBWarehouse(db).execute("SELECT 1")  # the file exists
+    key = tmp_path / "sa.json"
+    key.write_text('{"type": "service_account"}')
+    settings = tmp_path / "settings.toml"
+    settings.write_text(f'[sheets]\ncredentials_file = "{key}"\n[sheets.spreadsheets]\nmain = "1AbC"\n')
+    result = CliRunner().invoke(cli, ["--settings", str(settings), "--warehouse", f"duckdb:///{db}", "refresh"])
+    assert result.exit_code == 1 and "internal error" not in result.output
+    line = result.output.strip()
+    assert line.startswith(f"error: the Google credentials file {key} is not a usable service-account key "
+                           "(MalformedError: Service account info was not in the expected format, missing fields ")
+    assert line.endswith("); download a new JSON key for the service account") and "\n" not in line
+
 def test_demo_runs_end_to_end_and_is_safe_to_run_again(demo_run):
     first, tmp_path = demo_run
     assert first.exit_code == 0, first.output

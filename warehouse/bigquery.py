@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from core.errors import ConfigError
+from core.google_keys import service_account_credentials
 from warehouse.base import (REPLACED, STALE, Batch, Batches, DataRejected, Delete, Warehouse, WarehouseError,
                             WarehouseUnavailable, iter_batches)
 from warehouse.latest import latest_statements
@@ -99,15 +100,8 @@ def make_client(project: str, options: BigQueryOptions):
                                client_options=ClientOptions(api_endpoint=options.api_endpoint))
     credentials = None
     if options.credentials_file:
-        from google.oauth2 import service_account
-
-        try:
-            credentials = service_account.Credentials.from_service_account_file(
-                options.credentials_file, scopes=["https://www.googleapis.com/auth/cloud-platform"])
-        except (ValueError, KeyError, OSError) as exc:
-            raise ConfigError(f"the Google credentials file {options.credentials_file} is not a usable "
-                              f"service-account key ({type(exc).__name__}: {str(exc)[:120]}); download a new JSON "
-                              "key for the service account") from None
+        credentials = service_account_credentials(options.credentials_file,
+                                                  ["https://www.googleapis.com/auth/cloud-platform"])
     try:
         return bigquery.Client(project=project, credentials=credentials, location=options.location)
     except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError and friends
