@@ -186,6 +186,16 @@ def test_truncated_gzip_is_an_error_and_loads_nothing(tmp_path, wh, units):
     assert_nothing_loaded(wh, FILE)
 
 
+
+def test_an_empty_file_is_called_empty_and_loads_nothing(tmp_path, wh, units):
+    lines, _ = s0142_lines(NORMAL_DAY, "SF", units)
+    path = write_lines(tmp_path, lines, NORMAL_DAY, "SF")
+    path.write_bytes(b"")  # an interrupted copy
+    with pytest.raises(S0142Error, match=f"^{FILE}: empty file \\(0 bytes\\): an interrupted download or copy\\?$"):
+        read_s0142(path)
+    assert load_file(wh, path).status == "failed"
+    assert_nothing_loaded(wh, FILE)
+
 def test_corrupt_gzip_is_an_error(tmp_path, units):
     lines, _ = s0142_lines(NORMAL_DAY, "SF", units)
     path = write_lines(tmp_path, lines, NORMAL_DAY, "SF")

@@ -47,7 +47,6 @@ from ingest.p114.layout import (
     BPI_FIELDS,
     SPI_FIELDS,
     Field,
-    FileNameError,
     S0142Name,
     layout_for,
 )
@@ -162,10 +161,7 @@ def _source(source: str | Path | bytes, name: str | None) -> tuple[bytes, S0142N
         raw = source
         if not name:
             raise ValueError("a file given as bytes needs its file name")
-    try:
-        return raw, S0142Name.parse(name)
-    except FileNameError:
-        raise
+    return raw, S0142Name.parse(name)
 
 
 class _Reader:
@@ -275,6 +271,8 @@ class _Reader:
     def frame(self) -> S0142Header:
         """Split into records, check header, ids, widths of unloaded types and the ZZZ count; keep
         each loaded type's lines for tables()."""
+        if not self.raw:
+            raise self.fail("empty file (0 bytes): an interrupted download or copy?")
         records = self._lines()
         if records.height < 3:
             raise self.fail(f"only {records.height} records; an S0142 file has at least AAA, SRH and ZZZ")
