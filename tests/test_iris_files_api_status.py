@@ -64,6 +64,39 @@ def test_a_broken_file_is_quarantined_and_the_rest_load(tmp_path, wh):
     assert wh.scalar("SELECT COUNT(*) FROM bmrs_freq WHERE _message_id = 'x.json'") == 1  # dataset from the rows
 
 
+
+def test_a_file_read_half_written_loads_once_complete_and_is_quarantined_once(tmp_path, wh):
+    """Elexon's client writes in place (no temp file): a poll can read a file half-written, and a
+    redelivery rewrites a file a crash left truncated. Neither may lose the message."""
+    make_drop(tmp_path / "d", count=10)
+    path = tmp_path / "d" / "FREQ" / "FREQ_202605060400_77.json"
+    path.parent.mkdir(exist_ok=True)
+    whole = json.dumps([{"dataset": "FREQ", "measurementTime": "2026-05-06T04:00:00Z", "frequency": 50.012}])
+    path.write_text(whole[:40])
+    loader = IrisLoader(wh)
+    first = replay_directory(loader, tmp_path / "d", remove=True)
+    assert (first.loaded, first.quarantined) == (11, 1)
+    assert [f.name for f in drop_files(tmp_path / "d")] == [path.name]  # kept: it may still be being written
+    again = replay_directory(loader, tmp_path / "d", remove=True)  # the same bytes: nothing new
+    assert (again.loaded, again.duplicate_messages, again.quarantined) == (0, 1, 0)
+    path.write_text(whole)  # the client finished (or rewrote it on a redelivery)
+    done = replay_directory(loader, tmp_path / "d", remove=True)
+    assert (done.loaded, done.rows, done.quarantined) == (1, 1, 0)
+    assert drop_files(tmp_path / "d") == []
+    assert wh.scalar("SELECT frequency FROM bmrs_freq WHERE _message_id = @m", {"m": path.name}) == 50.012
+    assert wh.scalar("SELECT COUNT(*) FROM iris_quarantine WHERE message_id = @m", {"m": path.name}) == 1
+    assert wh.scalar("SELECT COUNT(*) FROM iris_message_ledger WHERE message_id = @m", {"m": path.name}) == 1
+
+
+def test_an_unreadable_service_bus_message_is_quarantined_once_and_never_retried(wh):
+    from ingest.iris.decode import Message
+
+    loader = IrisLoader(wh)
+    poison = Message("sb-1", b"[{\"dataset\"", "FREQ", "iris", enqueued_at=START)
+    assert loader.load([poison]).quarantined == 1
+    again = loader.load([Message("sb-1", b"[]", "FREQ", "iris", enqueued_at=START)])  # a redelivery
+    assert (again.messages, again.duplicate_messages) == (0, 1)
+
 def test_cli_replays_a_folder_once(tmp_path):
     make_drop(tmp_path / "d", count=40)
     db = tmp_path / "w.duckdb"

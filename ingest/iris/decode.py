@@ -20,6 +20,9 @@ from core.errors import DecodeError
 DATASET_CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,31}$")
 
 
+FILE_SOURCE = "file"  # a message read from a file drop: its file may still change (written in place)
+
+
 @dataclass
 class Message:
     """One unit of ingestion: an IRIS message, a file from a file drop, or an API response chunk."""

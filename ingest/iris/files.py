@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import InputFileError
-from ingest.iris.decode import Message
+from ingest.iris.decode import FILE_SOURCE, Message
 from ingest.iris.load import BatchResult, IrisLoader
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def file_message(file: DropFile) -> Message:
         message_id=file.name,
         body=body,
         subject=None if file.subject.lower() == "unknown" else file.subject,
-        source="file",
+        source=FILE_SOURCE,
         enqueued_at=dt.datetime.fromtimestamp(file.arrived, dt.timezone.utc),
     )
 
@@ -124,10 +124,12 @@ def replay_directory(
     summary = ReplaySummary()
     for files in _batches(drop_files(root), batch_size):
         messages = [file_message(f) for f in files]
-        summary.add(loader.load(messages), len(files))
-        if remove:
+        result = loader.load(messages)
+        summary.add(result, len(files))
+        if remove:  # an unreadable file stays: it may be half-written (its bytes are in iris_quarantine)
             for f in files:
-                Path(f.path).unlink(missing_ok=True)
+                if f.name not in result.unreadable_files:
+                    Path(f.path).unlink(missing_ok=True)
         summary.seconds = time.perf_counter() - started
         if on_batch:
             on_batch(summary)

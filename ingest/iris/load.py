@@ -3,7 +3,10 @@
 For a batch (from Service Bus, a file drop or the API):
 
 1. messages already in the ledger are skipped (a redelivery loads nothing twice);
-2. bodies are decoded; a body that does not decode is quarantined whole (with its raw text);
+2. bodies are decoded; a body that does not decode is quarantined whole (with its raw text) and
+   ledgered, except a file drop's: Elexon's client writes files in place, so a file may be read
+   half-written and is rewritten on a redelivery; its complete version must still load (the same
+   unreadable bytes again are a duplicate, recognised in the quarantine);
 3. records are grouped by dataset and typed column-wise (:mod:`ingest.iris.typed`): a record with a
    value that does not fit its column exactly, or without its natural key, is quarantined with the
    reason and its raw JSON, the rest load;
@@ -38,7 +41,7 @@ import pyarrow as pa
 
 from core.errors import DataRejected, ElexonError
 from ingest.iris.datasets import LATEST, MESSAGE_TIME, SPECS, VERSIONED, DatasetShape
-from ingest.iris.decode import DecodeError, Message, dataset_of, decode_body
+from ingest.iris.decode import FILE_SOURCE, DecodeError, Message, dataset_of, decode_body
 from ingest.iris.tables import (BATCHES, BOOKKEEPING, LEDGER, META, QUARANTINE, SCHEMA_CHANGES, data_table,
                                 history_table)
 from ingest.iris.typed import type_records
@@ -72,6 +75,7 @@ class BatchResult:
     isolated: int = 0  # messages quarantined whole because the warehouse rejected their data
     datasets: dict[str, dict[str, int]] = field(default_factory=dict)
     schema_changes: list[str] = field(default_factory=list)
+    unreadable_files: set[str] = field(default_factory=set)  # not ledgered: a changed file loads; keep it
 
     def add(self, other: "BatchResult") -> None:
         for name in ("messages", "duplicate_messages", "rows", "inserted", "duplicate_rows", "corrections",
@@ -82,6 +86,7 @@ class BatchResult:
             for k, v in counts.items():
                 mine[k] = mine.get(k, 0) + v
         self.schema_changes += other.schema_changes
+        self.unreadable_files |= other.unreadable_files
 
 
 @dataclass
@@ -161,20 +166,33 @@ class IrisLoader:
         fresh = [m for m in unique if m.message_id not in seen]
         result.duplicate_messages = len(messages) - len(fresh)
         result.messages = len(fresh)
+        repeated: set[str] = set()  # unreadable files quarantined before, byte for byte
 
         quarantine: list[dict] = []
         ledger: list[dict] = []
         groups: dict[str, _Group] = defaultdict(_Group)
+        kept = self._quarantined_bodies([m for m in fresh if m.source == FILE_SOURCE])
         for position, msg in enumerate(fresh):
             entry = self._ledger_row(msg, result.batch_id, now)
-            ledger.append(entry)
             try:
                 records = decode_body(msg.body)
             except DecodeError as exc:
-                quarantine.append(_quarantine_row(msg, msg.subject, None, str(exc),
-                                                  msg.body.decode("utf-8", "replace"), now))
-                entry["quarantined"] = 1
+                raw = msg.body.decode("utf-8", "replace")
+                if msg.source == FILE_SOURCE:
+                    # A file can still change: Elexon's client writes it in place (a poll may read it
+                    # half-written) and rewrites it on a redelivery. So it is quarantined but not
+                    # ledgered, and its complete version loads; the same bytes again are a duplicate.
+                    result.unreadable_files.add(msg.message_id)
+                    if (msg.message_id, raw) in kept:
+                        result.messages -= 1
+                        result.duplicate_messages += 1
+                        repeated.add(msg.message_id)
+                        continue
+                else:
+                    ledger.append(entry | {"quarantined": 1})
+                quarantine.append(_quarantine_row(msg, msg.subject, None, str(exc), raw, now))
                 continue
+            ledger.append(entry)
             entry["records"] = len(records)
             by_subject = dataset_of(msg, {})  # the subject decides for every record when it is present
             if by_subject:
@@ -242,7 +260,8 @@ class IrisLoader:
             result.stale_rows += c["stale_rows"]
         result.quarantined = len(quarantine)
         result.datasets = {code: {k: v for k, v in c.items() if k != "last_enqueued_at"} for code, c in counts.items()}
-        self._write_statistics(result.batch_id, now, messages, {m.message_id for m in fresh}, counts, quarantine)
+        self._write_statistics(result.batch_id, now, messages, {m.message_id for m in fresh} - repeated, counts,
+                               quarantine)
         return result
 
     def quarantine_message(self, msg: Message, reason: str) -> BatchResult:
@@ -268,6 +287,17 @@ class IrisLoader:
         self.wh.write({BATCHES.name: BATCHES.conform(pa.Table.from_pylist(stats))})
 
     # ------------------------------------------------------------------ ledger
+    def _quarantined_bodies(self, messages: Sequence[Message]) -> set[tuple[str, str]]:
+        """(message id, raw body) of these messages' bodies already quarantined whole."""
+        if not messages:
+            return set()
+        rows = self.wh.query_rows(
+            f"SELECT message_id, raw FROM {self.wh.ref(QUARANTINE.name)} "
+            f"WHERE record_index IS NULL AND {self.wh.in_list('message_id', 'ids')}",
+            {"ids": [m.message_id for m in messages]},
+        )
+        return {(r["message_id"], r["raw"]) for r in rows}
+
     def _already_loaded(self, messages: Sequence[Message]) -> set[str]:
         if not messages:
             return set()
