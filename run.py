@@ -363,6 +363,9 @@ def ingest_iris(state: State, connection_string, queue, iris_settings, from_dir,
         monitor.stop()
 
 
+WATCH_SETTLE_S = 2.0  # a watch leaves files this young for its next pass: Elexon's client may be writing them
+
+
 def _replay(loader, folder: str, *, once: bool, remove: bool, poll: float, batch_size: int, idle: float | None,
             after_commit=None) -> None:
     import signal
@@ -375,8 +378,9 @@ def _replay(loader, folder: str, *, once: bool, remove: bool, poll: float, batch
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     quiet_since = time.monotonic()
     while True:
-        summary = replay_directory(loader, folder, batch_size=batch_size, remove=remove, on_batch=after_commit)
-        if once or summary.loaded or summary.duplicate_messages:
+        summary = replay_directory(loader, folder, batch_size=batch_size, remove=remove, on_batch=after_commit,
+                                   settle_s=0 if once else WATCH_SETTLE_S)
+        if once or summary.loaded or summary.quarantined:
             for line in summary.lines():
                 click.echo(line)
         if summary.loaded:

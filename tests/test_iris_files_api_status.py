@@ -88,6 +88,18 @@ def test_a_file_read_half_written_loads_once_complete_and_is_quarantined_once(tm
     assert wh.scalar("SELECT COUNT(*) FROM iris_message_ledger WHERE message_id = @m", {"m": path.name}) == 1
 
 
+
+def test_a_watch_leaves_a_file_still_being_written_for_its_next_pass(tmp_path, wh):
+    make_drop(tmp_path / "d", count=10)  # written with their arrival times, long ago
+    fresh = tmp_path / "d" / "FREQ" / "FREQ_now.json"
+    fresh.parent.mkdir(exist_ok=True)
+    fresh.write_text('[{"dataset": "FREQ", "measurementTime": "2026-05-06T04:00:00Z", "frequency": 50.0}]')
+    loader = IrisLoader(wh)
+    watching = replay_directory(loader, tmp_path / "d", settle_s=60)
+    assert (watching.files, watching.loaded, watching.quarantined) == (10, 10, 0)
+    later = replay_directory(loader, tmp_path / "d")
+    assert (later.loaded, later.duplicate_messages) == (1, 10)
+
 def test_an_unreadable_service_bus_message_is_quarantined_once_and_never_retried(wh):
     from ingest.iris.decode import Message
 

@@ -118,11 +118,20 @@ def replay_directory(
     batch_size: int = FILE_BATCH,
     remove: bool = False,
     on_batch: Callable[[ReplaySummary], None] | None = None,
+    settle_s: float = 0.0,
 ) -> ReplaySummary:
-    """Load every message file under ``root`` once (a second replay skips them all)."""
+    """Load every message file under ``root`` once (a second replay skips them all).
+
+    ``settle_s``: leave files modified less than this many seconds ago for the next pass (a watch
+    beside Elexon's client, which writes files in place, then rarely reads one half-written).
+    """
     started = time.perf_counter()
     summary = ReplaySummary()
-    for files in _batches(drop_files(root), batch_size):
+    files = drop_files(root)
+    if settle_s:
+        cutoff = time.time() - settle_s
+        files = [f for f in files if f.arrived <= cutoff]
+    for files in _batches(files, batch_size):
         messages = [file_message(f) for f in files]
         result = loader.load(messages)
         summary.add(result, len(files))
