@@ -220,10 +220,11 @@ def test_gap_fill_over_iris_data_adds_only_what_iris_missed(wh, api):
 
 def test_gap_fill_retries_transient_errors_and_halves_too_long_windows(wh, api):
     api.max_window["FREQ"] = dt.timedelta(hours=6)
-    api.fail("FREQ", 503, 429)
+    api.fail("FREQ", 503, "html", 429)  # "html": a 200 with a maintenance page, not JSON
     lo, hi = dt.datetime(2026, 5, 6, tzinfo=UTC), dt.datetime(2026, 5, 6, 12, tzinfo=UTC)
-    fill_gap(IrisLoader(wh), "FREQ", lo, hi, client=client(api))
+    summary = fill_gap(IrisLoader(wh), "FREQ", lo, hi, client=client(api))
     assert wh.scalar("SELECT COUNT(*) FROM bmrs_freq") == 12 * 240 + 1
+    assert summary.quarantined == 0 and wh.scalar("SELECT COUNT(*) FROM iris_quarantine") == 0
 
 
 def test_gap_fill_of_an_unknown_dataset_is_a_clear_error(wh, api):

@@ -129,6 +129,11 @@ class InsightsClient:
                 return b""
             if response.status_code != 200:
                 raise InsightsError(f"{what}: HTTP {response.status_code}: {response.text[:300]}")
+            try:  # a proxy's or a maintenance page's 200 is not an answer: loading it would mark the window done
+                orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                kind = response.headers.get("Content-Type", "no content type")
+                raise _Retryable(f"HTTP 200 with a body that is not JSON ({kind}): {response.text[:80]!r}") from None
             return response.content
 
         retrying = Retrying(

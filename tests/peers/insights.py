@@ -92,7 +92,9 @@ class FakeInsights:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def fail(self, dataset: str, *statuses: int) -> None:
+    def fail(self, dataset: str, *statuses: int | str) -> None:
+        """The next requests for ``dataset`` get these HTTP statuses; ``"html"``: a 200 with an HTML
+        page (a proxy's or a maintenance page), not JSON."""
         self.failures[dataset].extend(statuses)
 
     def start(self) -> "FakeInsights":
@@ -110,10 +112,12 @@ class FakeInsights:
             def log_message(self, *args) -> None:
                 pass
 
-            def _send(self, status: int, payload) -> None:
-                body = json.dumps(payload).encode()
+            def _send(self, status: int | str, payload) -> None:
+                body, kind = json.dumps(payload).encode(), "application/json"
+                if status == "html":
+                    status, body, kind = 200, b"<html><body>Service temporarily unavailable</body></html>", "text/html"
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
