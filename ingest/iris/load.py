@@ -171,13 +171,18 @@ class IrisLoader:
         quarantine: list[dict] = []
         ledger: list[dict] = []
         groups: dict[str, _Group] = defaultdict(_Group)
-        kept = self._quarantined_bodies([m for m in fresh if m.source == FILE_SOURCE])
-        for position, msg in enumerate(fresh):
-            entry = self._ledger_row(msg, result.batch_id, now)
+        decoded: list[list[dict] | DecodeError] = []
+        for msg in fresh:
             try:
-                records = decode_body(msg.body)
+                decoded.append(decode_body(msg.body))
             except DecodeError as exc:
-                raw = msg.body.decode("utf-8", "replace")
+                decoded.append(exc)
+        kept = self._quarantined_bodies([m for m, d in zip(fresh, decoded)
+                                         if isinstance(d, DecodeError) and m.source == FILE_SOURCE])
+        for position, (msg, records) in enumerate(zip(fresh, decoded)):
+            entry = self._ledger_row(msg, result.batch_id, now)
+            if isinstance(records, DecodeError):
+                exc, raw = records, msg.body.decode("utf-8", "replace")
                 if msg.source == FILE_SOURCE:
                     # A file can still change: Elexon's client writes it in place (a poll may read it
                     # half-written) and rewrites it on a redelivery. So it is quarantined but not
