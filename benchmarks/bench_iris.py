@@ -216,7 +216,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     try:
         file_drop(work, args.messages, args.rounds)
-        service_bus(work, args.sdk_messages, args.batch_size)
+        if args.sdk_messages:  # 0: the file drop only
+            service_bus(work, args.sdk_messages, args.batch_size)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
