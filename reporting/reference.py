@@ -73,6 +73,14 @@ def load_bmunits(wh: Warehouse, client: InsightsClient | None = None, body: byte
         rows = rows.get("data", [])
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise SourceError(f"{where}: expected a JSON array of BM units (the /reference/bmunits/all format)")
+    if not rows:  # replacing the list with nothing would make every V__ unit unknown
+        raise SourceError(f"{where}: no BM units in it; the reference data was left as it was")
+    for i, r in enumerate(rows, 1):
+        unit = r.get("elexonBmUnit")
+        if not isinstance(unit, str) or not unit.strip():
+            raise SourceError(f"{where}: BM unit {i} of {len(rows)} has no elexonBmUnit (its settlement id): "
+                              f"{orjson.dumps(r).decode()[:120]}; nothing loaded (is it the "
+                              "/reference/bmunits/all format?)")
     now = dt.datetime.now(dt.timezone.utc)
     table = pa.Table.from_pylist([
         {

@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -322,6 +323,23 @@ def test_reference_bmunits_retries_a_busy_api_and_names_a_failure_in_one_line(tm
     with DuckDBWarehouse(db) as wh:  # the list loaded first is still there
         assert wh.scalar("SELECT COUNT(*) FROM bmu_reference") == 2
 
+
+
+@pytest.mark.parametrize("body, message", [
+    (b'{"data": [{"foo": 1}]}', 'BM unit 1 of 1 has no elexonBmUnit (its settlement id): {"foo":1}; nothing loaded'),
+    (b"[]", "no BM units in it; the reference data was left as it was"),
+    (b'{"data": []}', "no BM units in it; the reference data was left as it was"),
+])
+def test_a_bm_unit_list_without_settlement_ids_never_replaces_the_reference(tmp_path, body, message):
+    from core.errors import SourceError
+    from reporting.reference import load_bmunits
+    from warehouse.duckdb import DuckDBWarehouse
+
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as wh:
+        load_bmunits(wh, body=b'[{"elexonBmUnit": "T_DRAX-1", "bmUnitType": "T"}]')
+        with pytest.raises(SourceError, match=re.escape(message)):
+            load_bmunits(wh, body=body, source="saved.json")
+        assert wh.query_rows("SELECT elexon_bm_unit FROM bmu_reference") == [{"elexon_bm_unit": "T_DRAX-1"}]
 
 def test_chart_axes_have_round_ticks_that_carry_the_unit():
     from reporting.html import _tick_label, _ticks, _unit
