@@ -363,16 +363,13 @@ def ingest_iris(state: State, connection_string, queue, iris_settings, from_dir,
         monitor.stop()
 
 
-WATCH_SETTLE_S = 2.0  # a watch leaves files this young for its next pass: Elexon's client may be writing them
-
-
 def _replay(loader, folder: str, *, once: bool, remove: bool, poll: float, batch_size: int, idle: float | None,
             after_commit=None) -> None:
     import signal
     import threading
     import time
 
-    from ingest.iris.files import replay_directory
+    from ingest.iris.files import WATCH_SETTLE_S, replay_directory
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())

@@ -127,7 +127,7 @@ DEMO_ALERT_RULES = [
 ]
 
 
-@lru_cache(maxsize=1)  # the S0142 files and the IRIS messages tell the same story: computed once (4 s)
+@lru_cache(maxsize=1)  # the S0142 files and the IRIS messages tell the same story: computed once (2.5 s)
 def demo_balancing_day() -> BalancingDay:
     """PN, BOD, BOALF, BOAV, EBOCF and BO4 for the demo's units on the IRIS day, one coherent story."""
     day = IRIS_DAY.date()

@@ -23,6 +23,7 @@ from ingest.iris.load import BatchResult, IrisLoader
 log = logging.getLogger(__name__)
 
 SKIP_SUFFIXES = (".part", ".tmp", ".swp")
+WATCH_SETTLE_S = 2.0  # a watch leaves files this young for its next pass: Elexon's client may be writing them
 FILE_BATCH = 10_000  # messages per transaction: fewer, larger commits (about 50,000 rows, 60 MB of memory)
 
 
