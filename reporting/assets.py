@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from core.assets import Asset, check_columns, parse_asset
 from core.errors import AssetFileError, InputFileError
+from ingest.p114.tables import MANIFEST
 from reporting.reference import BMU_REFERENCE, CONFIG_VLP_UNITS, sync_configured_vlp_units
 from warehouse.base import Delete, Warehouse
 from warehouse.schema import Column, Table
@@ -126,10 +127,10 @@ def import_warnings(wh: Warehouse, settings_assets: list[Asset] | None = None,
     """Said right after an import, against every settlement date loaded: listed ids the settlement
     data does not have (with the id probably meant) and batteries without energy capacity. Nothing
     when no S0142 file is loaded yet."""
-    if "p114_file_manifest" not in wh.table_names():
+    if MANIFEST.name not in wh.table_names():
         return []
     span = wh.query_rows(f"SELECT MIN(settlement_date) AS low, MAX(settlement_date) AS high "
-                         f"FROM {wh.ref('p114_file_manifest')}")[0]
+                         f"FROM {wh.ref(MANIFEST.name)}")[0]
     if span["low"] is None:
         return []
     ensure_assets_schema(wh, settings_assets, vlp_units)

@@ -132,12 +132,11 @@ def replay_directory(
     if settle_s:
         cutoff = time.time() - settle_s
         files = [f for f in files if f.arrived <= cutoff]
-    for files in _batches(files, batch_size):
-        messages = [file_message(f) for f in files]
-        result = loader.load(messages)
-        summary.add(result, len(files))
+    for batch in _batches(files, batch_size):
+        result = loader.load([file_message(f) for f in batch])
+        summary.add(result, len(batch))
         if remove:  # an unreadable file stays: it may be half-written (its bytes are in iris_quarantine)
-            for f in files:
+            for f in batch:
                 if f.name not in result.unreadable_files:
                     Path(f.path).unlink(missing_ok=True)
         summary.seconds = time.perf_counter() - started
