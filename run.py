@@ -176,26 +176,31 @@ def load() -> None:
 
 
 @load.command("p114")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--force", is_flag=True, help="Reload a file that is already loaded (replaces its rows in one transaction).")
 @click.pass_obj
 def load_p114(state: State, files: tuple[str, ...], force: bool) -> None:
-    """Load S0142 settlement FILES (gzip or plain), each in its own transaction.
+    """Load S0142 settlement FILES (gzip or plain), each in its own transaction; a folder stands for
+    every S0142 file under it.
 
     A file already in the manifest is skipped. Every good file is loaded even if another fails;
     the exit code is 1 if any file failed.
     """
+    from ingest.p114.backfill import expand_paths
     from ingest.p114.load import load_file
 
-    wh = state.warehouse()
-    failed = 0
-    for path in files:
+    paths, results = expand_paths(files)
+    for result in results:
+        click.echo(result.describe(), err=True)
+    wh = state.warehouse() if paths else None  # nothing to load: no new empty warehouse
+    for path in paths:
         result = load_file(wh, path, force=force)
-        failed += not result.ok
+        results.append(result)
         click.echo(result.describe(), err=not result.ok)
+    failed = sum(not r.ok for r in results)
     if failed:
-        if len(files) > 1:
-            click.echo(f"{failed} of {len(files)} files failed to load", err=True)
+        if len(results) > 1:
+            click.echo(f"{failed} of {len(results)} files failed to load", err=True)
         sys.exit(1)
 
 

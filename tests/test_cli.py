@@ -59,6 +59,26 @@ def test_load_p114_loads_good_files_reports_bad_ones_and_exits_non_zero(tmp_path
     assert again.exit_code == 0 and "already loaded; skipped" in again.output
 
 
+def test_load_p114_of_a_folder_loads_every_s0142_file_under_it_and_names_the_misnamed(tmp_path):
+    units = sample_units(5, 2, seed=1)
+    sf = write_s0142(tmp_path / "in", NORMAL_DAY, "SF", units=units, seed=1)
+    ii = write_s0142(tmp_path / "in" / "2024", NORMAL_DAY, "II", units=units, seed=1)
+    (tmp_path / "in" / "notes.txt").write_text("not a settlement file")
+    (tmp_path / "in" / "S0142_20241011_XX.gz").write_bytes(sf.read_bytes())
+    (tmp_path / "empty").mkdir()
+    result, db = invoke(tmp_path, "load", "p114", str(tmp_path / "in"), str(tmp_path / "empty"))
+    assert result.exit_code == 1
+    assert f"{sf.name}: loaded" in result.output and f"{ii.name}: loaded" in result.output
+    assert "S0142_20241011_XX.gz" in result.output and "notes.txt" not in result.output
+    assert f"{tmp_path / 'empty'}: a folder with no S0142 files" in result.output
+    assert "2 of 4 files failed to load" in result.output
+    with DuckDBWarehouse(db) as wh:
+        assert wh.scalar("SELECT COUNT(DISTINCT source_file) FROM elexon_p114_s0142_bpi") == 2
+
+    nothing, other_db = invoke(tmp_path / "empty", "load", "p114", str(tmp_path / "empty"))
+    assert nothing.exit_code == 1 and not other_db.exists()
+
+
 def test_backfill_p114_from_a_folder_prints_a_summary(tmp_path):
     units = sample_units(5, 2, seed=1)
     for run in ("II", "SF"):

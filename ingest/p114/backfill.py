@@ -103,6 +103,24 @@ def folder_files(
     return [path for _, path in good], bad
 
 
+def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[LoadResult]]:
+    """The files named on a command line, each folder replaced by the S0142 files under it (every
+    date and run, in settlement order); a folder's misnamed ``S0142…`` files, or none at all, fail."""
+    files: list[Path] = []
+    failed: list[LoadResult] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found, bad = folder_files(path, dt.date.min, dt.date.max, RUN_PRECEDENCE)
+        files += found
+        failed += bad
+        if not found and not bad:
+            failed.append(LoadResult(path.name, "failed", error=f"{path}: a folder with no S0142 files (S0142_*) in it"))
+    return files, failed
+
+
 def publication_dates(start: dt.date, end: dt.date, runs: Iterable[str], today: dt.date) -> list[dt.date]:
     """Publication dates on which files for settlement dates ``start..end`` of ``runs`` can appear."""
     days: set[dt.date] = set()
