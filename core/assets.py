@@ -30,9 +30,16 @@ class Asset:
     notes: str | None = None
 
 
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d*)?$")
+
+
 def _number(value: Any, column: str) -> tuple[float | None, str | None]:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, None
+    if isinstance(value, str):
+        value = value.strip()
+        if "," in value and not _THOUSANDS.match(value):  # "1,5" is not 15
+            return None, f"{column} {value!r} is not a number (a decimal point, not a comma: 1.5)"
     try:
         number = float(value.replace(",", "") if isinstance(value, str) else value)
     except (TypeError, ValueError):
@@ -65,6 +72,11 @@ def parse_asset(row: Mapping[str, Any]) -> tuple[Asset | None, list[str]]:
     if problems:
         return None, problems
     return Asset(unit, text["name"] or unit, kind, power, energy, text["lead_party"] or None, text["notes"] or None), []
+
+
+def column_key(header: str) -> str:
+    """A CSV header cell as a column name: case, spaces and punctuation ignored (``Power (MW)`` → ``power_mw``)."""
+    return re.sub(r"[^a-z0-9]+", "_", header.strip().lower()).strip("_")
 
 
 def check_columns(columns: list[str]) -> list[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from core.assets import Asset, check_columns, parse_asset
+from core.assets import Asset, check_columns, column_key, parse_asset
 from core.errors import AssetFileError, InputFileError
 from ingest.p114.tables import MANIFEST
 from reporting.reference import BMU_REFERENCE, CONFIG_VLP_UNITS, sync_configured_vlp_units
@@ -76,7 +76,11 @@ def read_asset_csv(path: str | Path) -> list[Asset]:
     except UnicodeDecodeError as exc:
         raise AssetFileError(f"{path}: not UTF-8 text (byte {exc.start}); save the sheet as CSV UTF-8") from None
     reader = csv.DictReader(io.StringIO(text))
-    header = [c.strip() for c in reader.fieldnames or []]
+    header = [column_key(c) for c in reader.fieldnames or []]
+    first = text.partition("\n")[0]
+    if len(header) == 1 and (sep := next((s for s in ";\t|" if s in first), None)):
+        raise AssetFileError(f"{path} line 1: the columns are separated by {sep!r}, not commas: save the sheet as "
+                             "CSV (comma delimited)")
     problems = check_columns(header)
     if problems:
         raise AssetFileError(f"{path} line 1: {'; '.join(problems)}")

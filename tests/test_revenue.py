@@ -216,3 +216,17 @@ def test_asset_csv_errors_name_every_bad_line_and_load_nothing(tmp_path, wh):
     assert list_assets(wh).to_pylist() == [{"bm_unit_id": "2__FBPGM002", "name": "A", "kind": "battery",
                                              "power_mw": 50.0, "energy_mwh": 100.0, "lead_party": None,
                                              "source": "csv"}]
+
+
+def test_asset_csv_as_a_spreadsheet_saves_it_headers_in_words_thousands_and_no_decimal_commas(tmp_path, wh):
+    words = tmp_path / "words.csv"
+    words.write_text("BM Unit ID,Name,Kind,Power (MW),Energy MWh\n2__FBPGM002,A,battery,\"1,000\",2000.5\n")
+    assert [(a.bm_unit_id, a.power_mw, a.energy_mwh) for a in read_asset_csv(words)] == [("2__FBPGM002", 1000.0, 2000.5)]
+    decimal_comma = tmp_path / "comma.csv"
+    decimal_comma.write_text("bm_unit_id,name,kind,power_mw,energy_mwh\n2__FBPGM002,A,battery,\"49,5\",100\n")
+    with pytest.raises(AssetFileError, match=r"line 2: power_mw '49,5' is not a number \(a decimal point"):
+        read_asset_csv(decimal_comma)
+    semicolons = tmp_path / "semi.csv"
+    semicolons.write_text("bm_unit_id;name;kind;power_mw;energy_mwh\n2__FBPGM002;A;battery;49,5;100\n")
+    with pytest.raises(AssetFileError, match=r"line 1: the columns are separated by ';', not commas"):
+        read_asset_csv(semicolons)
