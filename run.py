@@ -180,21 +180,18 @@ def load() -> None:
 @click.option("--force", is_flag=True, help="Reload a file that is already loaded (replaces its rows in one transaction).")
 @click.pass_obj
 def load_p114(state: State, files: tuple[str, ...], force: bool) -> None:
-    """Load S0142 settlement FILES (gzip or plain), each in its own transaction; a folder stands for
-    every S0142 file under it.
+    """Load S0142 settlement FILES (gzip or plain), each in its own transaction (the next file parsed
+    while this one is written); a folder stands for every S0142 file under it.
 
     A file already in the manifest is skipped. Every good file is loaded even if another fails;
     the exit code is 1 if any file failed.
     """
-    from ingest.p114.backfill import expand_paths
-    from ingest.p114.load import load_file
+    from ingest.p114.backfill import expand_paths, load_paths
 
     paths, results = expand_paths(files)
     for result in results:
         click.echo(result.describe(), err=True)
-    wh = state.warehouse() if paths else None  # nothing to load: no new empty warehouse
-    for path in paths:
-        result = load_file(wh, path, force=force)
+    for result in load_paths(state.warehouse(), paths, force=force) if paths else ():  # no paths: no new warehouse
         results.append(result)
         click.echo(result.describe(), err=not result.ok)
     failed = sum(not r.ok for r in results)

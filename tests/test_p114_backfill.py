@@ -110,6 +110,21 @@ def test_the_next_file_is_parsed_while_this_one_is_written_and_at_most_two_are_h
     assert_each_file_loaded_exactly_once(wh, files, len(UNITS))
 
 
+def test_loading_files_parses_ahead_but_not_the_ones_already_loaded(tmp_path, wh, monkeypatch):
+    from ingest.p114 import backfill as backfill_module
+    from ingest.p114.backfill import load_paths
+
+    files = make_folder(tmp_path / "in")
+    assert [r.status for r in load_paths(wh, files[:3])] == ["loaded"] * 3
+    parsed: list[str] = []
+    real_parse = backfill_module.parse_whole
+    monkeypatch.setattr(backfill_module, "parse_whole", lambda path, *a: parsed.append(Path(path).name) or real_parse(path, *a))
+    assert [r.status for r in load_paths(wh, files)] == ["skipped"] * 3 + ["loaded"] * (len(files) - 3)
+    assert parsed == [p.name for p in files[3:]]
+    assert [r.status for r in load_paths(wh, files[:1], force=True)] == ["loaded"]
+    assert_each_file_loaded_exactly_once(wh, files, len(UNITS))
+
+
 def test_an_interruption_inside_a_file_rolls_it_back_and_the_rerun_loads_it_once(tmp_path, wh, monkeypatch):
     files = make_folder(tmp_path / "in")
     calls = {"n": 0}

@@ -243,16 +243,28 @@ def run_backfill(
     return summary
 
 
+def load_paths(wh: Warehouse, paths: Iterable[Path], *, force: bool = False) -> Iterator[LoadResult]:
+    """Load files in the order given, each in its own transaction, the next parsed while this one is
+    written; a file already loaded is skipped (not parsed) unless ``force``."""
+    ensure_p114_schema(wh)
+    skip = set() if force else loaded_file_names(wh)
+    with ThreadPoolExecutor(1, thread_name_prefix="parse-ahead") as parser:
+        for _, path, _, parsed in _parsed_ahead(((p.name, p, None) for p in paths), parser, skip):
+            yield load_file(wh, path, force=force, ensure_schema=False, parsed=parsed)
+
+
 def _parsed_ahead(pending: Iterator[tuple[str, Path | None, str | None]], parser: ThreadPoolExecutor,
-                  ) -> Iterator[tuple[str, Path | None, str | None, Parsed | None]]:
+                  skip: set[str] = frozenset()) -> Iterator[tuple[str, Path | None, str | None, Parsed | None]]:
     """Each file with its parse, the next file's parse started before this one is handed over: file
     N+1 is parsed (Polars, off the GIL) while file N is written (DuckDB). At most two files are in
-    memory; nothing is written ahead, so an interrupted backfill resumes exactly as before."""
+    memory; nothing is written ahead, so an interrupted backfill resumes exactly as before. Files
+    named in ``skip`` are not parsed."""
     def start(item):
         if item is None:
             return None
         name, path, error = item
-        return item, (parser.submit(parse_whole, path) if error is None and path is not None else None)
+        wanted = error is None and path is not None and name not in skip
+        return item, (parser.submit(parse_whole, path) if wanted else None)
 
     items = iter(pending)
     current = start(next(items, None))
