@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 
 import pytest
 
@@ -214,6 +215,20 @@ def test_file_name_that_does_not_parse_is_an_error_naming_the_file(tmp_path, wh,
     result = load_file(wh, path)
     assert result.status == "failed" and "S0142_2024-10-11_SF.gz" in result.error
     assert_nothing_loaded(wh, "S0142_2024-10-11_SF.gz")
+
+
+def test_an_archive_or_a_browser_copy_is_named_as_such_and_an_error_page_as_not_a_report(tmp_path, units):
+    lines, _ = s0142_lines(NORMAL_DAY, "SF", units)
+    for name, rest in (("S0142_20241011_SF_20241103120209 (1).gz", "' (1).gz'"),
+                       ("S0142_20241011_SF_20241103120209.zip", "'.zip'")):
+        path = write_s0142_lines(tmp_path / name, lines)
+        with pytest.raises(S0142Error, match=rf"file name has {re.escape(rest)} after the creation stamp"):
+            read_s0142(path)
+    page = tmp_path / "S0142_20241011_SF_20241103120209.gz"
+    page.write_bytes(b"<html><body>Scripting Error 001</body></html>\n")
+    with pytest.raises(S0142Error) as err:
+        read_s0142(page)
+    assert err.value.line == 1 and "not an S0142 settlement report: it starts '<html><body>Scripting Error 001" in str(err.value)
 
 
 def test_unknown_run_in_file_name_is_rejected(tmp_path, units):

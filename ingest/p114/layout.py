@@ -19,6 +19,7 @@ from core.errors import FileNameError
 from core.settlement import RUN_RANK
 
 FILE_NAME_RE = re.compile(r"^S0142_(\d{8})_([A-Z0-9]{2})_(\d{14})(?:\.gz)?$")
+_STEM_RE = re.compile(r"^S0142_\d{8}_[A-Z0-9]{2}_\d{14}")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,11 @@ class S0142Name:
     def parse(cls, name: str) -> "S0142Name":
         m = FILE_NAME_RE.match(name)
         if not m:
+            stem = _STEM_RE.match(name)
+            if stem and name[stem.end():]:
+                rest = name[stem.end():]
+                raise FileNameError(name, f"file name has {rest!r} after the creation stamp; an S0142 file ends in .gz or "
+                                          "nothing (an archive: extract it; a browser's ' (1)' copy: rename or remove it)")
             raise FileNameError(name, "file name does not parse; expected S0142_<YYYYMMDD>_<RUN>_<YYYYMMDDHHMMSS>.gz")
         date_s, run, stamp = m.groups()
         try:

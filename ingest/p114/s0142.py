@@ -274,10 +274,13 @@ class _Reader:
         if not self.raw:
             raise self.fail("empty file (0 bytes): an interrupted download or copy?")
         records = self._lines()
+        if records.height and not records["line"][0].startswith("AAA|"):
+            raise self.fail(f"not an S0142 settlement report: it starts {records['line'][0][:40]!r}, not with an AAA "
+                            "record (an error page or another file saved under this name?)", records["idx"][0] + 1)
         if records.height < 3:
             raise self.fail(f"only {records.height} records; an S0142 file has at least AAA, SRH and ZZZ")
         first, second, last = records.row(0, named=True), records.row(1, named=True), records.row(-1, named=True)
-        for row, want, what in ((first, "AAA", "first"), (second, "SRH", "second"), (last, "ZZZ", "last")):
+        for row, want, what in ((second, "SRH", "second"), (last, "ZZZ", "last")):
             if row["rec"] != want + "|":
                 hint = " (file truncated?)" if what == "last" else ""
                 raise self.fail(f"{what} record is {row['line'][:3]!r}, expected {want}{hint}", row["idx"] + 1)
