@@ -510,10 +510,13 @@ def report(state: State, name: str, date_from, date_to, min_mwh, threshold, as_o
     runs: BigQuery says how many bytes each section's query would scan, which is what it bills.
     """
     from reporting.refresh import report_options
-    from reporting.reports import REPORTS, dry_run_report, run_report
+    from reporting.reports import REPORTS, check_report_options, dry_run_report, run_report
 
     if name not in REPORTS:  # before the warehouse is opened: a typo is the first thing to say
         raise ArgumentError(f"unknown report {name!r}; reports: {', '.join(sorted(REPORTS))}")
+    check_report_options(name, {"--from": date_from, "--to": date_to, "--min-mwh": min_mwh, "--threshold": threshold,
+                                "--as-of": as_of, "--population": population, "--unit": units or None,
+                                "--tolerance": tolerance_gbp})
     sections = [s.name for s in REPORTS[name].sections]
     if section is not None and section not in sections:
         raise ArgumentError(f"report {name} has no section {section!r}; sections: {', '.join(sections)}")

@@ -232,7 +232,24 @@ def _prepare_reconciliation(wh: Warehouse, o: ReportOptions, warnings: list[str]
                               "scan_to": local_midnight_utc(last + dt.timedelta(days=1))}
     if o.units:
         params["units"] = list(o.units)
+        warnings += _unsettled_unit_warnings(wh, o.units, first, last)
     return params
+
+
+def _unsettled_unit_warnings(wh: Warehouse, units: list[str], first: dt.date, last: dt.date) -> list[str]:
+    """A requested unit with no settled row in the window, and the settled id it probably meant (the
+    same id after a prefix, or in another case): ids join exactly, so ``FBPGM002`` matches nothing."""
+    settled = sorted(r["bm_unit_id"] for r in wh.query_rows(render("reports/settled_units.sql.j2", wh),
+                                                            {"date_from": first, "date_to": last}))
+    known = set(settled)
+    warnings = []
+    for unit in units:
+        if unit in known:
+            continue
+        hint = next((s for s in settled if s.endswith("_" + unit) or s.upper() == unit.upper()), None)
+        warnings.append(f"--unit {unit}: no settled data from {first} to {last} (ids join exactly"
+                        + (f"; did you mean {hint}?)" if hint else ")"))
+    return warnings
 
 
 SELF_BALANCING_POPULATIONS = {
@@ -392,6 +409,23 @@ REPORTS: dict[str, ReportSpec] = {
         ),
     ]
 }
+
+_WINDOWED = tuple(name for name in REPORTS if name not in ("live_grid", "alerts"))
+#: Command-line options that only some reports read: given to another report they would be ignored.
+OPTION_REPORTS: dict[str, tuple[str, ...]] = {
+    "--from": _WINDOWED, "--to": _WINDOWED,
+    "--min-mwh": ("self_balancing",), "--threshold": ("self_balancing",), "--population": ("self_balancing",),
+    "--as-of": ("live_grid",),
+    "--unit": ("reconciliation",), "--tolerance": ("reconciliation",),
+}
+
+
+def check_report_options(name: str, given: dict[str, Any]) -> None:
+    """Refuse an option (``--flag``: value, None when not given) that report ``name`` does not read."""
+    for option, value in given.items():
+        if value is not None and name not in OPTION_REPORTS[option]:
+            raise ReportError(f"report {name} does not take {option} (it is an option of "
+                              f"{', '.join(OPTION_REPORTS[option])})")
 
 
 def run_report(wh: Warehouse, name: str, options: ReportOptions | None = None, *, ensure: bool = True,

@@ -214,3 +214,12 @@ def test_a_table_wider_than_the_terminal_prints_one_block_per_row_with_ids_whole
     assert "row 1 of 1" not in tall.output and "T_DRAX-7" in tall.output  # headers over several lines instead
     narrow = CliRunner().invoke(cli, ["--warehouse", f"duckdb:///{db}", "query", "SELECT 'T_DRAX-1' AS bm_unit_id"])
     assert "│ T_DRAX-1   │" in narrow.output
+
+
+def test_an_option_the_report_does_not_read_is_refused_not_ignored(tmp_path):
+    for args, option, owners in ((["revenue", "--unit", "2__FBPGM002"], "--unit", "reconciliation"),
+                                 (["live_grid", "--from", "2025-10-26"], "--from", "vlp_revenue, revenue"),
+                                 (["completeness", "--population", "all"], "--population", "self_balancing")):
+        result = CliRunner().invoke(cli, ["--warehouse", f"duckdb:///{tmp_path / 'none.duckdb'}", "report", *args])
+        assert result.exit_code == 1
+        assert result.output.startswith(f"error: report {args[0]} does not take {option} (it is an option of {owners}")
