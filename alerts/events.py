@@ -11,7 +11,8 @@ changes in one transaction:
   message is sent only if the rule has ``notify_close``;
 * an open event gets a *reminder* after the rule's ``remind_minutes`` since its last message;
 * an *open* message that failed every attempt is tried again by later checks (after
-  :data:`RETRY_AFTER`, at most :data:`MAX_SENDS` times).
+  :data:`RETRY_AFTER`, at most :data:`MAX_SENDS` times). Once a target has failed every attempt,
+  its further messages in the same check are recorded as not sent rather than each waited on.
 
 Each message to each target is a row of ``alert_deliveries``: when, how many attempts, whether it
 got through, the error. Delivery happens after the events are committed and never raises.
@@ -241,12 +242,19 @@ def deliver(wh: Warehouse, settings: Settings, messages: list[tuple], notifier: 
     alerts = settings.alerts
     notifier = notifier or Notifier(alerts.targets, attempts=alerts.retry_attempts)
     sent, rows = [], []
+    down: set[str] = set()  # targets that failed every attempt: not waited on again in this check
     for item in messages:
         event, rule, kind = item[:3]
         targets = [item[3]] if len(item) > 3 else list(rule.targets)
         message = compose(event, rule, kind, alerts.dashboard_url)
         for target in targets:
-            outcome = notifier.send(target, message)
+            if target in down:
+                outcome = Outcome(False, 0, f"not sent: {target} failed every attempt earlier in this check; "
+                                            "a later check tries again")
+            else:
+                outcome = notifier.send(target, message)
+                if not outcome.ok and outcome.attempts:
+                    down.add(target)
             sent.append(Sent(event["event_id"], rule.name, target, kind, message.title, outcome.ok, outcome.attempts,
                              outcome.error))
             rows.append(_delivery_row(event["event_id"], rule.name, target, kind, message, outcome, now))

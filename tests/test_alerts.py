@@ -383,6 +383,23 @@ def test_a_target_down_for_every_attempt_is_recorded_and_tried_again_by_a_later_
     assert "alert messages failed in the last 24 h: 1 to desk (python run.py alerts test TARGET)" in status.warnings
 
 
+def test_a_target_that_is_down_costs_one_round_of_attempts_per_check_not_one_per_message(tmp_path, wh, hook):
+    rules = [{"name": "spike", "kind": "price", "above": 1000}, {"name": "very-high", "kind": "price", "above": 1100},
+             {"name": "still-high", "kind": "price", "above": 900}]
+    settings = settings_for(tmp_path, rules, {"desk": hook.url})
+    root = tmp_path / "drop"
+    drop(root, "DISEBSP", price_rows([1200.0], T0))
+    load(wh, root)
+    hook.always_fail = True
+    result = check(wh, settings, as_of=T0, now=T0, notifier=fast(settings))
+    assert [(s.ok, s.attempts) for s in result.sent] == [(False, 3), (False, 0), (False, 0)]
+    assert hook.requests == 3  # one round of attempts, not three
+    assert result.sent[1].error.startswith("not sent: desk failed every attempt earlier in this check")
+    hook.always_fail = False
+    retried = check(wh, settings, as_of=T0, now=T0 + dt.timedelta(minutes=6), notifier=fast(settings))
+    assert [(s.message, s.ok) for s in retried.sent] == [("retry", True)] * 3 and len(hook.posts) == 3
+
+
 def test_a_reminder_goes_out_after_the_cool_down_only(tmp_path, wh, hook):
     settings = settings_for(tmp_path, [{"name": "spike", "kind": "price", "above": 1000, "remind_minutes": 60}],
                             {"desk": hook.url})
