@@ -71,6 +71,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False)
 
 
+#: Libraries that log every connection attempt and token refresh at INFO (the Azure SDK: three lines
+#: per reconnect try): below WARNING they show only at DEBUG; our own line says what matters.
+CHATTY_LIBRARIES = ("azure",)
+
+
 def setup_logging(level: str = "INFO", json_lines: bool = False, stream=None) -> None:
     """Configure the root logger once: level, plain or JSON-lines format, redaction on every record."""
     handler = logging.StreamHandler(stream or sys.stderr)
@@ -83,3 +88,5 @@ def setup_logging(level: str = "INFO", json_lines: bool = False, stream=None) ->
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.NOTSET if level.upper() == "DEBUG" else logging.WARNING)

@@ -154,3 +154,23 @@ def test_only_the_settings_module_reads_the_environment():
                if re.search(r"os\.environ|os\.getenv", line)]
     assert readers and all(r.startswith("core/config.py:") for r in readers), readers
     assert "os.environ" not in (root / "run.py").read_text()
+
+
+def test_the_azure_sdks_connection_chatter_shows_only_at_debug_and_its_warnings_always():
+    import io
+    import logging
+
+    from core.logs import setup_logging
+
+    sdk = logging.getLogger("azure.servicebus._base_handler")
+    for level, shown in (("INFO", ["a warning"]), ("DEBUG", ["a retry", "a warning"])):
+        out = io.StringIO()
+        setup_logging(level, stream=out)
+        try:
+            sdk.info("a retry")
+            sdk.warning("a warning")
+            logging.getLogger("ingest.iris.servicebus").info("our own line")
+        finally:
+            setup_logging("INFO")
+        lines = out.getvalue()
+        assert [m for m in ("a retry", "a warning") if m in lines] == shown and "our own line" in lines
