@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import re
 import signal
@@ -161,7 +162,7 @@ def test_a_lost_lock_means_a_redelivery_that_loads_nothing_twice(bus, tmp_path):
     wh.close()
 
 
-def test_peer_killed_and_restarted_mid_stream_loses_and_doubles_nothing(bus, wh):
+def test_peer_killed_and_restarted_mid_stream_loses_and_doubles_nothing(bus, wh, caplog):
     messages = enqueue(bus, 400)
     restarted = threading.Event()
 
@@ -176,8 +177,13 @@ def test_peer_killed_and_restarted_mid_stream_loses_and_doubles_nothing(bus, wh)
 
             threading.Thread(target=back, daemon=True).start()
 
-    worker = run_worker(wh, bus, batch_size=50, on_batch=on_batch, exit_when_idle_s=8.0, timeout=120)
+    with caplog.at_level(logging.WARNING, logger="ingest.iris.servicebus"):
+        worker = run_worker(wh, bus, batch_size=50, on_batch=on_batch, exit_when_idle_s=8.0, timeout=120)
     assert restarted.is_set() and worker.summary.reconnects >= 1
+    problems = [r.getMessage() for r in caplog.records if "IRIS connection problem" in r.getMessage()]
+    host = bus.connection_string.split("Endpoint=sb://", 1)[1].split("/", 1)[0].split(";", 1)[0]
+    assert problems and all(f"IRIS connection problem, queue {QUEUE} at {host} (" in m for m in problems)
+    assert not any("SharedAccessKey" in m for m in problems)
     assert_loaded_exactly_once(wh, messages)
     snap = bus.snapshot(QUEUE)
     assert snap["available"] == snap["locked"] == []

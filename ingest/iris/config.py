@@ -99,6 +99,12 @@ class IrisSettings:
     def fully_qualified_namespace(self) -> str:
         return self.namespace if "." in self.namespace else f"{self.namespace}.servicebus.windows.net"
 
+    @property
+    def where(self) -> str:
+        """The queue and its host, for messages (never the connection string: it holds the key)."""
+        host = _endpoint_host(self.connection_string) if self.connection_string else self.fully_qualified_namespace
+        return f"queue {self.queue_name} at {host or 'the connection string endpoint'}"
+
     def client(self) -> ServiceBusClient:
         """A Service Bus client for these settings (the SDK's own retries kept short: we retry ourselves)."""
         if self.connection_string:
@@ -107,6 +113,14 @@ class IrisSettings:
 
         credential = ClientSecretCredential(self.tenant_id, self.client_id, self.client_secret)
         return ServiceBusClient(self.fully_qualified_namespace, credential, retry_total=2)
+
+
+def _endpoint_host(connection_string: str) -> str | None:
+    for part in connection_string.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "endpoint" and "://" in value:
+            return value.split("://", 1)[1].strip().strip("/") or None
+    return None
 
 
 def _entity_path(connection_string: str | None) -> str | None:

@@ -257,8 +257,8 @@ class IrisWorker:
                 self.summary.reconnects += 1
                 delay = self.backoff(_RetryState(failures))
                 level = logging.WARNING if isinstance(exc, (ServiceBusError, OSError, TimeoutError)) else logging.ERROR
-                log.log(level, "IRIS connection problem (%s: %s); reconnecting in %.1f s", type(exc).__name__, exc, delay,
-                        exc_info=level == logging.ERROR)
+                log.log(level, "IRIS connection problem, %s (%s: %s); reconnecting in %.1f s", self.settings.where,
+                        type(exc).__name__, exc, delay, exc_info=level == logging.ERROR)
                 self._stop.wait(delay)
         self.summary.seconds = time.perf_counter() - started
         return self.summary
