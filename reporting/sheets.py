@@ -132,6 +132,17 @@ def sheets_http_client(credentials=None, endpoint: str | None = None, timeout: f
     return client
 
 
+def _hint(exc: APIError, http: RetryingHTTPClient) -> str:
+    """What to do about the two errors a new set-up meets: a spreadsheet not shared, or a wrong id."""
+    if exc.code == 403:
+        who = getattr(getattr(http.session, "credentials", None), "service_account_email", None)
+        return (f" (share the spreadsheet with {who} as Editor)" if who
+                else " (share the spreadsheet, as Editor, with the Google account whose credentials are in use)")
+    if exc.code == 404:
+        return " (check the id in [sheets.spreadsheets]: the part of the sheet's URL between /d/ and /edit)"
+    return ""
+
+
 def push_dashboard(dashboard: Dashboard, spreadsheet_id: str, http: RetryingHTTPClient) -> PushResult:
     """Write ``dashboard`` into the spreadsheet: one metadata read, one batchUpdate, one values:batchUpdate."""
     before = http.requests
@@ -142,7 +153,7 @@ def push_dashboard(dashboard: Dashboard, spreadsheet_id: str, http: RetryingHTTP
                       "charts(chartId),conditionalFormats)",
         })
     except APIError as exc:
-        raise SheetsError(f"cannot open spreadsheet {spreadsheet_id}: {exc}") from None
+        raise SheetsError(f"cannot open spreadsheet {spreadsheet_id}: {exc}{_hint(exc, http)}") from None
     existing = {s["properties"]["title"]: s for s in meta.get("sheets", [])}
     next_id = max([s["properties"]["sheetId"] for s in existing.values()] + [0]) + 1
     structure: list[dict] = []
@@ -179,7 +190,7 @@ def push_dashboard(dashboard: Dashboard, spreadsheet_id: str, http: RetryingHTTP
         http.batch_update(spreadsheet_id, {"requests": structure})
         http.values_batch_update(spreadsheet_id, {"valueInputOption": "RAW", "data": values})
     except APIError as exc:
-        raise SheetsError(f"updating spreadsheet {spreadsheet_id} failed: {exc}") from None
+        raise SheetsError(f"updating spreadsheet {spreadsheet_id} failed: {exc}{_hint(exc, http)}") from None
     return PushResult(spreadsheet_id, [t.name for t in dashboard.tabs], cells, http.requests - before)
 
 

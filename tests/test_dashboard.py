@@ -134,8 +134,34 @@ def test_a_failed_write_is_an_error_and_the_previous_sheet_stays(fixture_wh, she
 
 def test_a_missing_spreadsheet_is_a_clear_error(fixture_wh, sheets, tmp_path):
     settings = settings_for(tmp_path, SHEETS_SPREADSHEET_ID="nope", SHEETS_API_ENDPOINT=sheets.url)
-    with pytest.raises(SheetsError, match="cannot open spreadsheet nope"):
+    with pytest.raises(SheetsError, match=r"cannot open spreadsheet nope: .*check the id in \[sheets.spreadsheets\]"):
         run(fixture_wh, settings)
+
+
+def test_a_spreadsheet_not_shared_with_us_says_to_share_it_with_the_service_account(fixture_wh, sheets, tmp_path):
+    from reporting.sheets import push_dashboard, sheets_http_client
+
+    sheets.fail("metadata", 403)
+    with pytest.raises(SheetsError, match=r"cannot open spreadsheet sheet-1: .*share the spreadsheet, as Editor"):
+        run(fixture_wh, sheets_settings(sheets, tmp_path))
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from reporting.dashboard import Dashboard
+    from reporting.sheets import google_credentials
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    key = tmp_path / "key.json"
+    key.write_text(json.dumps({"type": "service_account", "project_id": "proj", "private_key_id": "k1",
+                               "private_key": pem, "client_email": "robot@proj.iam.gserviceaccount.com",
+                               "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token"}))
+    credentials = google_credentials(str(key))
+    credentials.token, credentials.expiry = "a-token", dt.datetime.utcnow() + dt.timedelta(hours=1)  # no refresh
+    http = sheets_http_client(credentials, endpoint=sheets.url)
+    sheets.fail("metadata", 403)
+    with pytest.raises(SheetsError, match=r"share the spreadsheet with robot@proj.iam.gserviceaccount.com as Editor"):
+        push_dashboard(Dashboard("main", "Main", "stamp", []), "sheet-1", http)
 
 
 # ---------------------------------------------------------------------------------------- local dashboard
