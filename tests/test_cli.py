@@ -133,6 +133,27 @@ def test_an_unknown_warehouse_scheme_is_a_clear_error(tmp_path):
     assert result.exit_code == 1 and "unknown warehouse scheme 'postgres'" in result.output
 
 
+def test_a_duckdb_file_can_be_named_by_its_plain_path_and_an_absolute_one_mistyped_as_relative_is_said(
+        tmp_path, monkeypatch):
+    absolute = tmp_path / "abs" / "w.duckdb"
+    monkeypatch.chdir(tmp_path)
+    with DuckDBWarehouse(absolute) as wh:
+        wh.execute("CREATE TABLE t AS SELECT 42 AS answer")
+    for given in (str(absolute), "abs/w.duckdb"):  # absolute and relative plain paths
+        result = CliRunner().invoke(cli, ["--warehouse", given, "query", "SELECT answer FROM t", "--format", "csv"])
+        assert result.exit_code == 0 and result.output.splitlines() == ["answer", "42"], result.output
+    not_a_file = CliRunner().invoke(cli, ["--warehouse", "my-project.my_dataset", "status"])
+    assert not_a_file.exit_code == 1 and "has no scheme; use a DuckDB file's path (ending .duckdb)" in not_a_file.output
+
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    three_slashes = "duckdb:///" + str(absolute).lstrip("/")  # meant absolute, is relative
+    result = CliRunner().invoke(cli, ["--warehouse", three_slashes, "query", "SELECT 1"])
+    assert result.exit_code == 1
+    assert f"is the relative path {str(absolute).lstrip('/')}" in result.output
+    assert f"write duckdb:///{absolute} or just the path" in result.output
+
+
 def test_bigquery_without_usable_credentials_is_one_line_naming_the_fix(tmp_path):
     no_adc = {"HOME": str(tmp_path), "NO_GCE_CHECK": "True", "GOOGLE_CLOUD_PROJECT": "", "SETTINGS_FILE": "",
               "BIGQUERY_API_ENDPOINT": "", "GOOGLE_APPLICATION_CREDENTIALS": ""}  # no ADC file, no metadata server

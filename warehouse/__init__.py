@@ -1,12 +1,14 @@
 """Warehouse layer: pick a backend from a URL and talk to it through one interface.
 
 ``duckdb:///relative/file.duckdb`` (default ``data/warehouse.duckdb``), ``duckdb:////absolute/file.duckdb``
-or ``duckdb:///:memory:`` (SQLAlchemy's convention);
+or ``duckdb:///:memory:`` (SQLAlchemy's convention), or just the file's path (``data/w.duckdb``,
+``/srv/w.duckdb``: a path ending in ``.duckdb`` or ``.db``);
 ``bigquery://PROJECT/DATASET`` is the production backend (see :mod:`warehouse.bigquery`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -18,7 +20,21 @@ if TYPE_CHECKING:
 
 DEFAULT_URL = "duckdb:///data/warehouse.duckdb"
 
+log = logging.getLogger(__name__)
+
 __all__ = ["DEFAULT_URL", "Delete", "Warehouse", "WarehouseError", "connect"]
+
+DUCKDB_SUFFIXES = (".duckdb", ".db")
+
+
+def _warn_if_meant_absolute(url: str, path: str) -> None:
+    """``duckdb:///home/me/w.duckdb`` is the RELATIVE path home/me/w.duckdb; say so when that file does
+    not exist but the absolute one does."""
+    if os.path.isabs(path) or os.path.exists(path) or "://" not in url:
+        return
+    if os.path.isfile(os.sep + path):
+        log.warning("warehouse URL %s is the relative path %s (duckdb:/// + a path relative to this folder); "
+                    "for %s write duckdb:///%s or just the path", url, path, os.sep + path, os.sep + path)
 
 
 def _demo_hint(path: str) -> str:
@@ -36,8 +52,11 @@ def connect(url: str | None = None, bigquery: "BigQueryOptions | None" = None, *
     ``table_prefix`` names the project's tables prefix + name ([warehouse] table_prefix)."""
     url = url or DEFAULT_URL
     scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise WarehouseError(f"warehouse URL {url!r} has no scheme; use duckdb:///path or bigquery://PROJECT/DATASET")
+    if not sep and url.endswith(DUCKDB_SUFFIXES):  # a plain path to the file
+        scheme, rest = "duckdb", "/" + url
+    elif not sep:
+        raise WarehouseError(f"warehouse URL {url!r} has no scheme; use a DuckDB file's path (ending .duckdb), "
+                             "duckdb:///path or bigquery://PROJECT/DATASET")
     if scheme == "duckdb":
         from warehouse.duckdb import DuckDBWarehouse
 
@@ -48,6 +67,7 @@ def connect(url: str | None = None, bigquery: "BigQueryOptions | None" = None, *
         if path == ":memory:":
             return DuckDBWarehouse(path, table_prefix=table_prefix)
         path = os.path.expanduser(path)
+        _warn_if_meant_absolute(url, path)
         if not create and not os.path.exists(path):
             raise WarehouseNotFound(
                 f"no warehouse at {path}: this command only reads, and only loading commands (demo, load, "
