@@ -237,19 +237,13 @@ def _prepare_reconciliation(wh: Warehouse, o: ReportOptions, warnings: list[str]
 
 
 def _unsettled_unit_warnings(wh: Warehouse, units: list[str], first: dt.date, last: dt.date) -> list[str]:
-    """A requested unit with no settled row in the window, and the settled id it probably meant (the
-    same id after a prefix, or in another case): ids join exactly, so ``FBPGM002`` matches nothing."""
-    settled = sorted(r["bm_unit_id"] for r in wh.query_rows(render("reports/settled_units.sql.j2", wh),
-                                                            {"date_from": first, "date_to": last}))
-    known = set(settled)
-    warnings = []
-    for unit in units:
-        if unit in known:
-            continue
-        hint = next((s for s in settled if s.endswith("_" + unit) or s.upper() == unit.upper()), None)
-        warnings.append(f"--unit {unit}: no settled data from {first} to {last} (ids join exactly"
-                        + (f"; did you mean {hint}?)" if hint else ")"))
-    return warnings
+    """A requested unit with no settled row in the window, and the id it probably meant (the rule
+    ``assets import`` uses): ids join exactly, so ``FBPGM002`` matches nothing."""
+    unsettled = {r["bm_unit_id"]: r["hint"] for r in wh.query_rows(
+        render("reports/units_check.sql.j2", wh), {"date_from": first, "date_to": last, "units": list(units)})}
+    return [f"--unit {unit}: no settled data from {first} to {last} (ids join exactly"
+            + (f"; did you mean {unsettled[unit]}?)" if unsettled[unit] else ")")
+            for unit in units if unit in unsettled]
 
 
 SELF_BALANCING_POPULATIONS = {

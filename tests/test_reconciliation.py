@@ -200,8 +200,8 @@ def test_each_unit_day_shows_recompute_indicative_and_settled_cash_with_the_reas
     assert rows["E_BRAVO-1"]["naive_volume_mwh"] == 31.667 and rows["E_BRAVO-1"]["naive_cash_gbp"] == 2533.33
 
 
-def test_a_unit_asked_for_by_a_near_miss_id_is_warned_with_the_settled_id_it_probably_meant(rec_duck):
-    result = run_report(rec_duck, "reconciliation",
+def test_a_unit_asked_for_by_a_near_miss_id_is_warned_with_the_settled_id_it_probably_meant(rec_wh):
+    result = run_report(rec_wh, "reconciliation",
                         ReportOptions(date_from=DAY, date_to=DAY, units=["DELTA001", "t_alpha-1", "T_ALPHA-1", "NOPE"]))
     assert set(_by_unit(result)) == {"T_ALPHA-1"}  # ids join exactly: nothing is guessed
     unit_warnings = [w for w in result.warnings if w.startswith("--unit")]

@@ -30,6 +30,10 @@ class Dialect:
     def in_list(self, column: str, param: str) -> str:
         raise NotImplementedError
 
+    def list_rows(self, param: str, column: str) -> str:
+        """A FROM-clause item yielding one row per value of list parameter ``@param``, in column ``column``."""
+        raise NotImplementedError
+
     def periods_in_day(self, day: str) -> str:
         """Settlement periods (46/48/50) in the Europe/London day ``day`` (a DATE expression)."""
         raise NotImplementedError
@@ -102,6 +106,9 @@ class DuckDBDialect(Dialect):
     def in_list(self, column: str, param: str) -> str:
         return f"{_expr(column)} IN (SELECT unnest(@{check_identifier(param)}))"
 
+    def list_rows(self, param: str, column: str) -> str:
+        return f"(SELECT unnest(@{check_identifier(param)}) AS {check_identifier(column)})"
+
     def periods_in_day(self, day: str) -> str:
         d = _expr(day)
         return (f"CAST((epoch(timezone('Europe/London', CAST(CAST({d} AS DATE) + 1 AS TIMESTAMP))) "
@@ -151,6 +158,9 @@ class BigQueryDialect(Dialect):
 
     def in_list(self, column: str, param: str) -> str:
         return f"{_expr(column)} IN UNNEST(@{check_identifier(param)})"
+
+    def list_rows(self, param: str, column: str) -> str:
+        return f"UNNEST(@{check_identifier(param)}) AS {check_identifier(column)}"
 
     def periods_in_day(self, day: str) -> str:
         d = _expr(day)
